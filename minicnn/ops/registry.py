@@ -1,0 +1,63 @@
+"""The op registry: ONNX op type -> implementation, per backend.
+
+Every op is a plain function named like the ONNX op. Its positional
+parameters are the node's inputs in ONNX order (``None`` for an omitted
+optional input); its keyword parameters are the node's attributes, spelled as
+in the ONNX spec, with the spec's defaults. It returns one array, or a tuple
+of arrays for an op with several outputs. An op whose meaning changed between
+opsets (Softmax, Pad, Slice, Clip, ...) also declares a keyword ``opset``; the
+session passes the model's opset to exactly those.
+
+Two implementations may be registered under one op type:
+
+* ``"numpy"``: the readable reference. Every op has one.
+* ``"numba"``: a fast path with the *same signature*, validated against the
+  reference (and onnxruntime) in the tests. Ops where NumPy is already as fast
+  as it gets (Reshape, Concat, ...) have no fast path, and the ``numba``
+  backend runs their reference: that is the design, not a fallback.
+
+The CUDA backend keeps its own table in ``minicnn.cuda_backend``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+BACKENDS = ("numpy", "numba")
+
+# op_type -> {backend: function}
+OPS: dict[str, dict[str, Callable]] = {}
+
+
+def register(op_type: str, backend: str = "numpy") -> Callable[[Callable], Callable]:
+    """Decorator: register ``fn`` as the ``backend`` implementation of ``op_type``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+    def decorator(fn: Callable) -> Callable:
+        table = OPS.setdefault(op_type, {})
+        if backend in table:
+            raise ValueError(f"{op_type} already has a {backend} implementation: {table[backend].__qualname__}")
+        table[backend] = fn
+        return fn
+
+    return decorator
+
+
+def get_op(op_type: str, backend: str = "numpy") -> Callable | None:
+    """The implementation of ``op_type`` for ``backend`` (the reference if no fast path), or None."""
+    table = OPS.get(op_type)
+    if table is None:
+        return None
+    return table.get(backend) or table["numpy"]
+
+
+def supported_ops() -> list[str]:
+    """Sorted list of every ONNX op type minicnn can run (internal fused ops excluded)."""
+    return sorted(op for op in OPS if not op.startswith("_"))
+
+
+def takes_opset(fn: Callable) -> bool:
+    """Whether ``fn`` wants the model's opset passed as ``opset=``."""
+    return "opset" in inspect.signature(fn).parameters
