@@ -54,7 +54,8 @@ def one_node_model(
             graph_inputs.append(helper.make_tensor_value_info(name, onnx_dtype(arr), list(arr.shape)))
     out_names = [f"out{k}" for k in range(n_outputs)]
     node = helper.make_node(op_type, names, out_names, **(attrs or {}))
-    outputs = [helper.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in out_names]
+    # An output with no type info: onnxruntime infers it (TensorProto.UNDEFINED would be rejected).
+    outputs = [onnx.ValueInfoProto(name=n) for n in out_names]
     graph = helper.make_graph([node], f"one_{op_type}", graph_inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8

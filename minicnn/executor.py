@@ -1,0 +1,143 @@
+"""Running a graph node by node.
+
+Two pieces:
+
+* ``run_node`` calls one op on arrays and turns any failure into an error
+  that names the node, its op and its input shapes.
+* ``Plan`` is what a session keeps per input shape. The first run at a new
+  shape executes every node and notices which tensors are *constant for that
+  shape*: weights, anything ``Shape`` returns (the shape is fixed now), and
+  anything computed only from constants (the Gather/Unsqueeze/Concat chains
+  that exports use to build Reshape targets). Later runs at that shape skip
+  all of those and execute only the nodes that touch real data, freeing each
+  intermediate tensor as soon as its last reader has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import MiniCNNError, NodeExecutionError, UnsupportedOpError
+from .graph import Graph, Node
+from .ops.registry import takes_opset
+
+
+def _describe(args: list) -> str:
+    parts = []
+    for a in args:
+        if a is None:
+            parts.append("None")
+        elif isinstance(a, np.ndarray):
+            parts.append(f"{a.dtype}{list(a.shape)}")
+        else:
+            parts.append(type(a).__name__)
+    return ", ".join(parts)
+
+
+def run_node(node: Node, fn: Callable, args: list, opset: int) -> tuple:
+    """Run ``fn`` (the op of ``node``) on ``args``; always returns a tuple of outputs."""
+    kwargs = dict(node.attrs)
+    if takes_opset(fn):
+        kwargs["opset"] = opset
+    try:
+        result = fn(*args, **kwargs)
+    except MiniCNNError as exc:
+        raise type(exc)(f"node {node.name!r} ({node.op_type}) on inputs [{_describe(args)}]: {exc}") from exc
+    except TypeError as exc:
+        # Most often an attribute the op does not know: name it rather than showing a bare traceback.
+        raise NodeExecutionError(
+            f"node {node.name!r} ({node.op_type}) with attributes {sorted(node.attrs)} "
+            f"on inputs [{_describe(args)}] failed: {exc}"
+        ) from exc
+    except (ValueError, IndexError, ArithmeticError, MemoryError) as exc:
+        raise NodeExecutionError(
+            f"node {node.name!r} ({node.op_type}) failed on inputs [{_describe(args)}]: {exc}"
+        ) from exc
+    results = result if isinstance(result, tuple) else (result,)
+    wanted = [o for o in node.outputs if o]
+    if len(results) < len(node.outputs) and any(node.outputs[len(results):]):
+        raise UnsupportedOpError(
+            f"node {node.name!r} ({node.op_type}) asks for {len(wanted)} outputs "
+            f"{node.outputs}; minicnn's {node.op_type} produces only {len(results)} (inference form)"
+        )
+    return results
+
+
+@dataclass
+class Step:
+    """One node as executed by a plan: the op to call and where its tensors live."""
+
+    node: Node
+    fn: Callable
+    free_after: list[str] = field(default_factory=list)  # tensors whose last reader is this node
+
+
+@dataclass
+class Plan:
+    """The graph specialised to one set of input shapes (see module docstring)."""
+
+    steps: list[Step]
+    constants: dict[str, np.ndarray]  # initializers + tensors folded for this shape
+    graph: Graph  # the specialised graph: steps' nodes, constants as initializers
+
+    def execute(self, graph: Graph, feeds: dict[str, np.ndarray], keep: set[str] | None) -> dict[str, np.ndarray]:
+        """Run the steps; returns the tensors in ``keep`` (every tensor if ``keep`` is None)."""
+        env = dict(feeds)
+        consts = self.constants
+        opset = graph.opset
+        for step in self.steps:
+            node = step.node
+            args = [env[n] if n in env else consts[n] if n else None for n in node.inputs]
+            for name, value in zip(node.outputs, run_node(node, step.fn, args, opset)):
+                if name:
+                    env[name] = value
+            if keep is not None:
+                for name in step.free_after:
+                    if name not in keep:
+                        env.pop(name, None)
+        return env
+
+
+def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarray]) -> tuple[Plan, dict]:
+    """Execute every node once at these input shapes, recording what is constant.
+
+    Returns the plan and every tensor of this first run (so the first call
+    costs one run, not two).
+    """
+    constants = dict(graph.initializers)
+    env: dict[str, np.ndarray] = dict(feeds)
+    steps: list[Step] = []
+    for node in graph.nodes:
+        args = [env[n] if n in env else constants[n] if n else None for n in node.inputs]
+        results = run_node(node, fns[node.op_type], args, graph.opset)
+        shape_only = node.op_type == "Shape" or all(not n or n in constants for n in node.inputs)
+        for name, value in zip(node.outputs, results):
+            if name:
+                (constants if shape_only else env)[name] = value
+        if not shape_only:
+            steps.append(Step(node, fns[node.op_type]))
+    # Graph outputs that came out constant (e.g. a Shape output) must still be returned.
+    outputs = {vi.name for vi in graph.outputs}
+    last_reader: dict[str, Step] = {}
+    for step in steps:
+        for n in step.node.inputs:
+            if n and n not in constants:
+                last_reader[n] = step
+    for name, step in last_reader.items():
+        if name not in outputs:
+            step.free_after.append(name)
+    folded = [n for n in constants if n not in graph.initializers]
+    spec_graph = Graph(
+        nodes=[s.node for s in steps],
+        initializers={k: v for k, v in constants.items() if k not in outputs or k in graph.initializers},
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        opset=graph.opset,
+        name=graph.name,
+        source=graph.source,
+    )
+    env.update({n: constants[n] for n in folded})
+    return Plan(steps, constants, spec_graph), env
