@@ -17,6 +17,7 @@ path), ``minicnn.kernels`` (Numba CPU and CUDA kernels), ``minicnn.compare``
 and ``minicnn.summary`` (tools behind the ``minicnn`` command).
 """
 
+from . import threads  # first: chooses Numba's threading layer before Numba is imported
 from .errors import (
     BackendUnavailableError,
     InputError,
@@ -44,4 +45,5 @@ __all__ = [
     "UnsupportedOpError",
     "load_model",
     "supported_ops",
+    "threads",
 ]

@@ -1,0 +1,218 @@
+"""Whole-model latency: minicnn against onnxruntime and onnx.reference, side by side.
+
+For every zoo model at batch 1 (detectors at 640x640 and at t1.jpg's native
+size, padded to a multiple of 32), in one interleaved run:
+
+* minicnn, numpy backend (the readable references)
+* minicnn, numba backend (the fast CPU path), at 1 thread and at all cores
+* onnxruntime CPU at the same thread counts
+* onnx.reference.ReferenceEvaluator (ONNX's own pure-Python runtime)
+
+Outputs are verified against onnxruntime before anything is timed. Timings
+are medians over rounds in which every runner takes its turn (so a noisy
+neighbour slows all of them alike); compare ratios, not absolute times, across
+runs. ``--backend cuda`` adds minicnn's CUDA backend.
+
+    python benchmarks/bench_models.py                   # everything (~10 min on 2 cores)
+    python benchmarks/bench_models.py --models scrfd_500m w600k_mbf --rounds 5
+    python benchmarks/bench_models.py --markdown benchmarks/results/models.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+import minicnn  # noqa: E402
+from faceops import weights  # noqa: E402
+from minicnn import threads  # noqa: E402
+
+DETECTORS = ("scrfd_500m", "yunet", "retinaface_mnet025")
+NATIVE = (896, 1280)  # t1.jpg is 886x1280; SCRFD and YuNet need multiples of 32
+ZOO = ("scrfd_500m", "yunet", "retinaface_mnet025", "blazeface_short", "blazeface_full", "w600k_mbf", "sface",
+       "2d106det", "facemesh", "fer_mini_xception", "age_cydral", "gender_cydral", "3ddfa_mb1")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, numpy {np.__version__}, "
+            f"numba {__import__('numba').__version__}, onnxruntime {ort.__version__}, onnx {onnx.__version__}")
+
+
+def input_shapes(name: str, path: Path) -> list[tuple[int, ...]]:
+    graph = minicnn.load_model(path)
+    shape = graph.inputs[0].shape
+    if name in DETECTORS:
+        return [(1, 3, 640, 640), (1, 3, *NATIVE)]
+    return [tuple(int(d) if isinstance(d, int) and d > 0 else 1 for d in shape)]
+
+
+def photo_input(shape: tuple[int, ...]) -> np.ndarray:
+    """t1.jpg resized to the input size, scaled to [-1, 1]: real image statistics, not noise."""
+    img = cv2.imread(str(weights.photo_path("t1")))
+    n, c, h, w = shape
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    if c == 1:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[..., None]
+    x = (img.transpose(2, 0, 1)[None] - 127.5) / 128.0
+    return np.ascontiguousarray(np.repeat(x, n, axis=0), dtype=np.float32)
+
+
+def ort_session(path: Path, n_threads: int):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = n_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def max_rel(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    worst = 0.0
+    for x, y in zip(a, b):
+        scale = float(np.abs(y).max()) or 1.0
+        worst = max(worst, float(np.abs(x.astype(np.float64) - y).max()) / scale)
+    return worst
+
+
+def bench_model(name: str, path: Path, shape, rounds: int, all_threads: int, with_reference: bool,
+                with_cuda: bool) -> dict:
+    x = photo_input(shape)
+    feed_name = minicnn.load_model(path).inputs[0].name
+    feeds = {feed_name: x}
+    runners: dict[str, callable] = {}
+
+    ref_sess = ort_session(path, all_threads)
+    expected = ref_sess.run(None, feeds)
+
+    def minicnn_runner(backend, n):
+        sess = minicnn.InferenceSession(str(path), backend=backend)
+        t0 = time.perf_counter()
+        with threads.limit(n):
+            got = sess.run(None, feeds)
+        first_call = time.perf_counter() - t0
+        err = max_rel(got, expected)
+
+        def run():
+            with threads.limit(n):
+                sess.run(None, feeds)
+
+        return run, err, first_call
+
+    errors, first_calls = {}, {}
+    for n in sorted({1, all_threads}):
+        run, errors[f"minicnn-numba {n}t"], first_calls[f"minicnn-numba {n}t"] = minicnn_runner("numba", n)
+        runners[f"minicnn-numba {n}t"] = run
+        sess = ort_session(path, n)
+        runners[f"onnxruntime {n}t"] = (lambda s: lambda: s.run(None, feeds))(sess)
+    slow = {}
+    run, errors["minicnn-numpy"], _ = minicnn_runner("numpy", all_threads)
+    slow["minicnn-numpy"] = run
+    if with_cuda:
+        run, errors["minicnn-cuda"], first_calls["minicnn-cuda"] = minicnn_runner("cuda", all_threads)
+        runners["minicnn-cuda"] = run
+    if with_reference:
+        from onnx.reference import ReferenceEvaluator
+
+        ev = ReferenceEvaluator(str(path))
+        errors["onnx.reference"] = max_rel(ev.run(None, feeds), expected)
+        slow["onnx.reference"] = lambda: ev.run(None, feeds)
+
+    times: dict[str, list[float]] = {k: [] for k in [*runners, *slow]}
+    for r in range(rounds):
+        for label, fn in runners.items():
+            t0 = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - t0)
+        if r < 2:  # the slow runners take seconds: two rounds are enough to see them
+            for label, fn in slow.items():
+                t0 = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t0)
+    return {
+        "model": name, "shape": shape,
+        "ms": {k: 1000 * statistics.median(v) for k, v in times.items()},
+        "max_rel_err": errors, "first_call_s": first_calls,
+    }
+
+
+def report(results: list[dict], all_threads: int) -> str:
+    lines = [f"Machine: {machine()}", ""]
+    threads_list = sorted({1, all_threads})
+    head = ["model", "input"]
+    for n in threads_list:
+        head += [f"minicnn {n}t ms", f"ORT {n}t ms", f"ratio {n}t"]
+    head += ["numpy ref ms", "onnx.reference ms", "x faster than onnx.reference", "max rel err", "first call s"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for r in results:
+        ms = r["ms"]
+        row = [r["model"], "x".join(map(str, r["shape"][2:]))]
+        for n in threads_list:
+            m, o = ms[f"minicnn-numba {n}t"], ms[f"onnxruntime {n}t"]
+            row += [f"{m:.1f}", f"{o:.1f}", f"{m / o:.2f}"]
+        best = ms[f"minicnn-numba {all_threads}t"]
+        ref = ms.get("onnx.reference")
+        row += [f"{ms['minicnn-numpy']:.1f}", f"{ref:.0f}" if ref else "-", f"{ref / best:.0f}" if ref else "-",
+                f"{max(r['max_rel_err'].values()):.1e}", f"{r['first_call_s'][f'minicnn-numba {all_threads}t']:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("ratio = minicnn numba latency / onnxruntime latency at the same thread count (lower is better; "
+                 "target <= 1.5). first call = the first run of a fresh session (plan building and, on a cold "
+                 "cache, Numba compilation).")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", default=list(ZOO))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-reference", action="store_true", help="skip onnx.reference (slow)")
+    parser.add_argument("--native", action="store_true", help="detectors also at t1.jpg's native size")
+    parser.add_argument("--backend", choices=["numba", "cuda"], default="numba",
+                        help="cuda: add minicnn's CUDA backend as a column")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    all_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    results = []
+    for name in args.models:
+        path = weights.model_path(name)
+        shapes = input_shapes(name, path)
+        if not args.native:
+            shapes = shapes[:1]
+        for shape in shapes:
+            res = bench_model(name, path, shape, args.rounds, all_threads, not args.no_reference,
+                              args.backend == "cuda")
+            ms = res["ms"]
+            print(f"{name} {shape}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+                  + f"; max rel err {max(res['max_rel_err'].values()):.1e}", flush=True)
+            results.append(res)
+    table = report(results, all_threads)
+    print(table)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
