@@ -30,8 +30,11 @@ def BatchNormalization(X, scale, B, input_mean, input_var, *, epsilon=1e-5, mome
     for name, v in (("scale", scale), ("B", B), ("mean", input_mean), ("var", input_var)):
         if v.size != c:
             raise InputError(f"BatchNormalization: {name} has {v.size} values for {c} channels")
-    a = scale / np.sqrt(input_var + epsilon)
-    return (X * _per_channel(a, X.ndim) + _per_channel(B - input_mean * a, X.ndim)).astype(X.dtype)
+    def ch(v):
+        return _per_channel(v, X.ndim)
+
+    # The definition, in this order: rewriting it as x * a + (B - mean * a) would cancel digits near zero.
+    return ((X - ch(input_mean)) / np.sqrt(ch(input_var) + X.dtype.type(epsilon)) * ch(scale) + ch(B)).astype(X.dtype)
 
 
 @register("InstanceNormalization")

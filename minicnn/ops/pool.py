@@ -123,6 +123,46 @@ def AveragePool(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilat
     return (sums / np.maximum(counts, 1)).astype(X.dtype)
 
 
+# -- fast paths (Numba kernels in minicnn/kernels/cpu_pool.py), same signatures ------------------------
+
+def _fast_2d(X, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, op):
+    """Geometry for the 2-D float32 kernels, or None when the reference must run."""
+    if X.ndim != 4 or X.dtype != np.float32 or kernel_shape is None or len(kernel_shape) != 2:
+        return None
+    out, begin, end, k, s, d = pool_geometry(X.shape[2:], kernel_shape, strides, pads, dilations, auto_pad,
+                                             ceil_mode)
+    return np.empty((X.shape[0], X.shape[1], *out), np.float32), begin, end, k, s, d
+
+
+@register("MaxPool", backend="numba")
+def MaxPool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+                  storage_order=0, strides=None):
+    geo = _fast_2d(X, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, "MaxPool")
+    if geo is None:
+        return MaxPool(X, auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations, kernel_shape=kernel_shape,
+                       pads=pads, storage_order=storage_order, strides=strides)
+    from ..kernels.cpu_pool import max_pool_2d
+
+    Y, begin, end, k, s, d = geo
+    max_pool_2d(np.ascontiguousarray(X), Y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1])
+    return Y
+
+
+@register("AveragePool", backend="numba")
+def AveragePool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+                      kernel_shape=None, pads=None, strides=None):
+    geo = _fast_2d(X, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, "AveragePool")
+    if geo is None:
+        return AveragePool(X, auto_pad=auto_pad, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                           dilations=dilations, kernel_shape=kernel_shape, pads=pads, strides=strides)
+    from ..kernels.cpu_pool import avg_pool_2d
+
+    Y, begin, end, k, s, d = geo
+    avg_pool_2d(np.ascontiguousarray(X), Y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1], end[0], end[1],
+                bool(count_include_pad))
+    return Y
+
+
 @register("GlobalAveragePool")
 def GlobalAveragePool(X):
     """Mean over all spatial positions: (N, C, H, W) -> (N, C, 1, 1)."""

@@ -65,7 +65,11 @@ def resize_axis(X: np.ndarray, axis: int, out_len: int, scale: float, mode: str,
     in_len = X.shape[axis]
     coords = source_coordinates(out_len, in_len, scale, transform)
     if mode == "nearest":
-        return np.take(X, nearest_index(coords, in_len, nearest_mode), axis=axis)
+        index = nearest_index(coords, in_len, nearest_mode)
+        factor = out_len // in_len
+        if factor * in_len == out_len and np.array_equal(index, np.repeat(np.arange(in_len), factor)):
+            return np.repeat(X, factor, axis=axis)  # same result, a contiguous copy instead of a gather
+        return np.take(X, index, axis=axis)
     if mode == "linear":
         coords = np.clip(coords, 0, in_len - 1)
         lo = np.floor(coords).astype(np.int64)
