@@ -15,6 +15,11 @@ import sys
 # One module per subcommand family, in the order `faceops --help` lists them.
 SUBCOMMAND_MODULES = [
     "weights",
+    "analyze",
+    "blur",
+    "compare",
+    "gallery",
+    "cluster",
 ]
 
 
