@@ -83,6 +83,9 @@ def ort_session(path: Path, n_threads: int):
     so.intra_op_num_threads = n_threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # ORT's pool threads otherwise spin after each run and steal the cores from the runner timed next
+    # (measured: a 1 ms minicnn conv took 13-21 ms right after an ORT turn). Off, every runner starts clean.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -161,6 +164,9 @@ def report(results: list[dict], all_threads: int) -> str:
     head = ["model", "input"]
     for n in threads_list:
         head += [f"minicnn {n}t ms", f"ORT {n}t ms", f"ratio {n}t"]
+    with_cuda = any("minicnn-cuda" in r["ms"] for r in results)
+    if with_cuda:
+        head += ["minicnn cuda ms", "cuda speed-up vs numba"]
     head += ["numpy ref ms", "onnx.reference ms", "x faster than onnx.reference", "minicnn max rel err",
              "first call s"]
     lines.append("| " + " | ".join(head) + " |")
@@ -172,6 +178,8 @@ def report(results: list[dict], all_threads: int) -> str:
             m, o = ms[f"minicnn-numba {n}t"], ms[f"onnxruntime {n}t"]
             row += [f"{m:.1f}", f"{o:.1f}", f"{m / o:.2f}"]
         best = ms[f"minicnn-numba {all_threads}t"]
+        if with_cuda:
+            row += [f"{ms['minicnn-cuda']:.1f}", f"{best / ms['minicnn-cuda']:.1f}"]
         ref = ms.get("onnx.reference")
         row += [f"{ms['minicnn-numpy']:.1f}", f"{ref:.0f}" if ref else "-", f"{ref / best:.0f}" if ref else "-",
                 f"{max(v for k, v in r['max_rel_err'].items() if k.startswith('minicnn')):.1e}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # One module per subcommand family, in the order `faceops --help` lists them.
@@ -40,7 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)  # default INFO, -v DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args) or 0)
+    from minicnn.errors import MiniCNNError
+
+    from ..errors import FaceopsError
+
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `faceops analyze --json | head`: the reader left; stop quietly instead of a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (FaceopsError, MiniCNNError) as exc:
+        print(f"faceops: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

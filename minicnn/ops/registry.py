@@ -21,6 +21,7 @@ The CUDA backend keeps its own table in ``minicnn.cuda_backend``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
@@ -58,6 +59,7 @@ def supported_ops() -> list[str]:
     return sorted(op for op in OPS if not op.startswith("_"))
 
 
+@functools.lru_cache(maxsize=None)
 def takes_opset(fn: Callable) -> bool:
-    """Whether ``fn`` wants the model's opset passed as ``opset=``."""
+    """Whether ``fn`` wants the model's opset passed as ``opset=`` (cached: asked for every node run)."""
     return "opset" in inspect.signature(fn).parameters
