@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "compare",
     "gallery",
     "cluster",
+    "reconstruct",
 ]
 
 
