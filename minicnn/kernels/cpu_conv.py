@@ -1,0 +1,456 @@
+"""Numba CPU kernels for convolution: the fast path behind ``Conv`` / ``FusedConv`` (backend "numba").
+
+The readable references live in ``minicnn.ops.conv``; every kernel here is
+validated against them and against onnxruntime (``tests/test_ops_conv.py``)
+and timed on the zoo's real shapes by ``benchmarks/bench_conv_cpu.py``.
+
+Which kernel runs depends on the shape, because the three kinds of
+convolution in a mobile CNN are limited by different things:
+
+* **pointwise** (1x1, stride 1, no padding): the input, seen as a (C, H*W)
+  matrix, already *is* its im2col matrix, so the layer is one GEMM
+  ``W (M, C) @ X (C, H*W)`` written straight into the output. BLAS does it.
+* **depthwise** (one input channel per group): 9 multiply-adds per output
+  value for a 3x3 kernel, far too few for a GEMM to pay off; the time goes
+  into reading memory. :func:`depthwise_conv3x3` (3x3, stride 1 or 2, the
+  zoo's case) computes each output as one 9-term expression with the
+  weights in registers, in one pass; :func:`depthwise_conv` (any kernel,
+  stride, dilation) walks each channel keeping one output row of
+  accumulators in L1. Both apply bias, residual and activation to each row
+  before moving on.
+* **dense** (everything else, mostly 3x3 convolutions): :func:`im2col_rows`
+  builds the column matrix band by band (a few output rows at a time, so
+  the band stays in L2 cache) into a buffer that is reused from call to
+  call, and BLAS multiplies each band.
+
+Bias, residual and activation are applied by :func:`epilogue` on the GEMM's
+output block right after the GEMM, while it is still in cache.
+
+Threads (see ``minicnn.threads``): every kernel here is single-threaded and
+releases the GIL (``nogil=True``). The driver :func:`conv2d` splits a
+convolution into a few independent chunks per thread (bands of output rows,
+blocks of output channels when the image is small, or blocks of channels
+for depthwise) and runs them with ``threads.run_parallel``; each chunk does
+its own im2col, a single-threaded BLAS GEMM and its epilogue. No thread
+pool spins while another one works.
+
+Activations are encoded as small ints (``ACTIVATION_CODES``) and absent
+optional inputs as dummy arrays, so each kernel has one signature; with
+``cache=True`` a fresh process loads machine code from disk instead of
+compiling (the benchmark reports this first-call time).
+
+Version history (the fastest variant graduates here; numbers in the report
+of ``benchmarks/bench_conv_cpu.py``):
+
+1. im2col + ``np.matmul`` for every shape, NumPy bias/activation: the reference.
+2. Numba ``prange`` kernels (im2col, epilogue, depthwise) + multi-threaded
+   BLAS. Element-wise indexing with computed offsets kept Numba's
+   negative-index checks and blocked vectorisation (depthwise 5x slower than
+   onnxruntime); OpenBLAS's and Numba's threads fought on 2 cores (a
+   256x14x14 1x1 convolution 80x slower on 2 threads than on 1).
+3. 1-D slice views indexed from 0 (vectorised loops); one pool of plain
+   worker threads owning the cores, single-threaded BLAS and kernels.
+4. im2col in L2-sized bands of output rows, each multiplied as soon as it is
+   built: 1.2-1.9x on 3x3 convolutions.
+5. The activation chosen once per row instead of per value (a branch in the
+   loop had made fused activations 4-10x slower than none); a dedicated 3x3
+   depthwise kernel, 2-3x faster than the general one (this file).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import threads  # first: chooses Numba's threading layer before numba is imported
+from numba import njit  # noqa: E402
+
+ACTIVATION_CODES = {"": 0, "Relu": 1, "LeakyRelu": 2, "PRelu": 3, "Sigmoid": 4, "Clip": 5}
+
+# Below this many multiply-adds a convolution runs on one thread: handing
+# work to another thread costs tens of microseconds plus the GIL round trips
+# of each chunk, and on the zoo's 14x14..28x28 1x1 convolutions (10-30M
+# multiply-adds, 0.3-0.7 ms) two threads measured slower than one.
+MIN_PARALLEL_MACS = 16_000_000
+
+# im2col works in bands of output rows whose columns take about this many
+# bytes: small enough to stay in a core's L2 cache between being written and
+# being multiplied. Measured on 64x80x80 3x3 convolutions: 1.2-1.9x faster
+# than building all columns first (benchmarks/bench_conv_cpu.py).
+BAND_BYTES = 1 << 20
+
+# Work is split into one chunk per thread per CHUNK_MACS multiply-adds, at
+# most MAX_CHUNKS_PER_THREAD per thread (see threads.run_parallel): several
+# chunks let free threads cover for a busy one, each chunk costs a hand-off.
+CHUNK_MACS = 32_000_000
+MAX_CHUNKS_PER_THREAD = 4
+# Output images smaller than this many pixels per thread are split by output
+# channel instead of by rows (row bands would make GEMMs too thin), in blocks
+# of at least this many channels.
+MIN_BAND_PIXELS = 1024
+MIN_BLOCK_CHANNELS = 16
+
+
+@njit(inline="always")
+def _activate_row(row, code, alpha, slope, lo, hi):
+    """Activation ``code`` (see ``ACTIVATION_CODES``) in place on the 1-D view ``row`` of one channel.
+
+    The choice is made once per row, not per value: a branch inside the loop
+    would stop the compiler from vectorising it (measured 4-10x slower).
+    ``slope`` is PRelu's slope for this channel.
+    """
+    if code == 1:
+        for p in range(row.shape[0]):
+            row[p] = max(row[p], np.float32(0))
+    elif code == 2:
+        for p in range(row.shape[0]):
+            v = row[p]
+            row[p] = v if v >= 0 else v * alpha
+    elif code == 3:
+        for p in range(row.shape[0]):
+            v = row[p]
+            row[p] = v if v >= 0 else v * slope
+    elif code == 4:
+        for p in range(row.shape[0]):
+            row[p] = np.float32(1) / (np.float32(1) + np.exp(-row[p]))
+    elif code == 5:
+        for p in range(row.shape[0]):
+            row[p] = min(max(row[p], lo), hi)
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def epilogue(y, m0, m1, p0, p1, bias, code, alpha, slope, lo, hi, residual, has_residual):
+    """In place on the block ``y[m0:m1, p0:p1]`` of one image's (M, P) output:
+    ``y = activation(y + bias[m] + residual)``.
+
+    ``residual`` is the image's (M, P) residual when ``has_residual``, else a
+    dummy (1, 1) array (one signature for both cases).
+    """
+    for m in range(m0, m1):
+        b = bias[m]
+        row = y[m, p0:p1]
+        if has_residual:
+            res = residual[m, p0:p1]
+            for p in range(p1 - p0):
+                row[p] += b + res[p]
+        else:
+            for p in range(p1 - p0):
+                row[p] += b
+        _activate_row(row, code, alpha, slope[m], lo, hi)
+
+
+@njit(nogil=True, cache=True)
+def im2col_rows(x, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, i0, i1):
+    """im2col of output rows ``i0:i1`` of one image ``x`` (C, H, W) into ``cols`` (C*kH*kW, (i1-i0)*OW).
+
+    Row ``(c, u, v)`` of ``cols`` holds, for every output pixel, the input
+    value that kernel tap ``(c, u, v)`` reads there (zero in the padding).
+    For each tap the range of output columns whose input lies inside the
+    image is computed once; that range is copied without a test per element.
+    """
+    channels, height, width = x.shape
+    taps = k_h * k_w
+    for r in range(channels * taps):
+        c = r // taps
+        u = (r % taps) // k_w
+        v = r % k_w
+        col_off = v * d_w - pad_left
+        # Output columns j with 0 <= j*s_w + col_off < width.
+        j_lo = min(max(0, (-col_off + s_w - 1) // s_w), out_w)
+        j_hi = max(min(out_w, (width - 1 - col_off) // s_w + 1), j_lo)
+        count = j_hi - j_lo
+        for i in range(i0, i1):
+            out_row = cols[r, (i - i0) * out_w:(i - i0 + 1) * out_w]
+            row = i * s_h + u * d_h - pad_top
+            if row < 0 or row >= height:
+                out_row[:] = 0
+                continue
+            out_row[:j_lo] = 0
+            out_row[j_hi:] = 0
+            # 1-D views indexed from 0 let LLVM drop Numba's negative-index checks and vectorise.
+            dst = out_row[j_lo:j_hi]
+            if s_w == 1:  # a contiguous slice: Numba types it as such and emits vector copies
+                src1 = x[c, row, j_lo + col_off:j_hi + col_off]
+                for j in range(count):
+                    dst[j] = src1[j]
+            else:
+                src = x[c, row, j_lo * s_w + col_off:(j_hi - 1) * s_w + col_off + 1:s_w]
+                for j in range(count):
+                    dst[j] = src[j]
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def depthwise_conv(x, w, bias, y, s_h, s_w, d_h, d_w, pad_top, pad_left, code, alpha, slope, lo, hi,
+                   residual, has_residual, nm0, nm1):
+    """Depthwise convolution with the epilogue fused, for (image, channel) pairs ``nm0:nm1``.
+
+    ``x`` is (N, C, H, W), ``y`` (N, M, OH, OW), ``w`` (M, kH, kW); output
+    channel ``m`` reads input channel ``m // (M // C)`` (M = C times the depth
+    multiplier, usually 1). For each output row, a buffer of OW accumulators
+    starts at the bias; each kernel tap adds ``weight * input`` over the range
+    of columns where the input is inside the image (a contiguous, vectorised
+    loop when the stride is 1); then the row goes through residual +
+    activation and is stored. No temporary array the size of the image.
+    """
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    c_out, k_h, k_w = w.shape
+    out_h, out_w = y.shape[2], y.shape[3]
+    multiplier = c_out // channels
+    acc = np.empty(out_w, dtype=np.float32)
+    for nm in range(nm0, nm1):
+        n = nm // c_out
+        m = nm % c_out
+        c = m // multiplier
+        b = bias[m]
+        s = slope[m]
+        for i in range(out_h):
+            acc[:] = b
+            for u in range(k_h):
+                row = i * s_h + u * d_h - pad_top
+                if row < 0 or row >= height:
+                    continue
+                for v in range(k_w):
+                    weight = w[m, u, v]
+                    col_off = v * d_w - pad_left
+                    j_lo = min(max(0, (-col_off + s_w - 1) // s_w), out_w)
+                    j_hi = max(min(out_w, (width - 1 - col_off) // s_w + 1), j_lo)
+                    dst = acc[j_lo:j_hi]
+                    if s_w == 1:  # contiguous: vectorised multiply-adds
+                        src1 = x[n, c, row, j_lo + col_off:j_hi + col_off]
+                        for j in range(j_hi - j_lo):
+                            dst[j] += weight * src1[j]
+                    else:
+                        src = x[n, c, row, j_lo * s_w + col_off:(j_hi - 1) * s_w + col_off + 1:s_w]
+                        for j in range(j_hi - j_lo):
+                            dst[j] += weight * src[j]
+            out = y[n, m, i]
+            if has_residual:
+                res = residual[n, m, i]
+                for j in range(out_w):
+                    out[j] = acc[j] + res[j]
+            else:
+                out[:] = acc
+            _activate_row(out, code, alpha, s, lo, hi)
+
+
+@njit(inline="always")
+def _taps3(p, top, q, b, w00, w01, w02, w10, w11, w12, w20, w21, w22):
+    """Bias + the 9 products of the 3x3 window of plane ``p`` whose top-left pixel is ``(top, q)``."""
+    return (b + w00 * p[top, q] + w01 * p[top, q + 1] + w02 * p[top, q + 2]
+            + w10 * p[top + 1, q] + w11 * p[top + 1, q + 1] + w12 * p[top + 1, q + 2]
+            + w20 * p[top + 2, q] + w21 * p[top + 2, q + 1] + w22 * p[top + 2, q + 2])
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, slope, lo, hi,
+                      residual, has_residual, nm0, nm1):
+    """:func:`depthwise_conv` specialised to the zoo's common case: 3x3 kernel, no dilation.
+
+    Each channel is first copied into a zero-bordered buffer (the padding made
+    real), so every output is an interior one: one expression of 9 products
+    with the 9 weights in registers, no test per tap, no special border
+    code. Mobile networks have many small planes (288 channels of 20x20)
+    where border handling would otherwise cost more than the arithmetic.
+    Strides 1 and 2 get their own loops: with a constant stride the compiler
+    knows every index is non-negative and vectorises.
+    """
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    c_out = w.shape[0]
+    out_h, out_w = y.shape[2], y.shape[3]
+    multiplier = c_out // channels
+    # The padded region the windows read: rows 0 .. (out_h-1)*s_h + 2, image row r at buffer row r + pad_top.
+    padded = np.zeros(((out_h - 1) * s_h + 3, (out_w - 1) * s_w + 3), dtype=np.float32)
+    row_lo, row_hi = max(0, -pad_top), min(height, padded.shape[0] - pad_top)
+    col_lo, col_hi = max(0, -pad_left), min(width, padded.shape[1] - pad_left)
+    for nm in range(nm0, nm1):
+        n = nm // c_out
+        m = nm % c_out
+        c = m // multiplier
+        for r in range(row_lo, row_hi):
+            for q in range(col_hi - col_lo):
+                padded[r + pad_top, col_lo + pad_left + q] = x[n, c, r, col_lo + q]
+        b = bias[m]
+        w00, w01, w02 = w[m, 0, 0], w[m, 0, 1], w[m, 0, 2]
+        w10, w11, w12 = w[m, 1, 0], w[m, 1, 1], w[m, 1, 2]
+        w20, w21, w22 = w[m, 2, 0], w[m, 2, 1], w[m, 2, 2]
+        # Rows and columns are indexed on 2-D arrays, not through per-row views: each view costs
+        # reference-count updates, which on 20-pixel rows cost more than the arithmetic.
+        for i in range(out_h):
+            top = i * s_h
+            if s_w == 1:
+                for j in range(out_w):
+                    y[n, m, i, j] = _taps3(padded, top, j, b, w00, w01, w02, w10, w11, w12, w20, w21, w22)
+            elif s_w == 2:
+                for j in range(out_w):
+                    y[n, m, i, j] = _taps3(padded, top, 2 * j, b, w00, w01, w02, w10, w11, w12, w20, w21, w22)
+            else:
+                for j in range(out_w):
+                    y[n, m, i, j] = _taps3(padded, top, j * s_w, b, w00, w01, w02, w10, w11, w12, w20, w21,
+                                           w22)
+        plane = y[n, m].reshape(out_h * out_w)
+        if has_residual:
+            res = residual[n, m].reshape(out_h * out_w)
+            for p in range(out_h * out_w):
+                plane[p] += res[p]
+        _activate_row(plane, code, alpha, slope[m], lo, hi)
+
+
+# ---------------------------------------------------------------------------
+# Driver: pick the kernel for a shape, split it into chunks
+# ---------------------------------------------------------------------------
+_scratch = threading.local()  # one growing im2col buffer per thread, reused across calls
+
+
+def scratch(size: int) -> np.ndarray:
+    """A float32 buffer of at least ``size`` elements owned by the calling thread, reused from call to call."""
+    buf = getattr(_scratch, "buffer", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=np.float32)
+        _scratch.buffer = buf
+    return buf[:size]
+
+
+_NO_RESIDUAL2 = np.zeros((1, 1), dtype=np.float32)
+_NO_RESIDUAL4 = np.zeros((1, 1, 1, 1), dtype=np.float32)
+
+
+def _split(total: int, pieces: int) -> list[tuple[int, int]]:
+    """``pieces`` contiguous ranges covering ``range(total)`` as evenly as possible."""
+    bounds = [total * k // pieces for k in range(pieces + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(pieces)]
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray, geometry, activation: str = "", alpha: float = 0.01,
+           slope: np.ndarray | None = None, lo: float = -np.inf, hi: float = np.inf,
+           residual: np.ndarray | None = None) -> np.ndarray:
+    """``activation(conv(x, w) + bias + residual)`` for C-contiguous float32 NCHW ``x`` and OIHW ``w``.
+
+    ``bias`` and ``slope`` are float32 (M,) arrays (``slope`` only read for
+    PRelu); ``residual`` is None or C-contiguous float32 of the output's
+    shape; ``geometry`` is a ``minicnn.ops.conv.ConvGeometry``. Returns a new
+    (N, M, OH, OW) array.
+    """
+    n_img, channels = x.shape[:2]
+    c_out, c_per_group, k_h, k_w = w.shape
+    groups = geometry.group
+    s_h, s_w = geometry.strides
+    d_h, d_w = geometry.dilations
+    pad_top, pad_left = geometry.pads[:2]
+    out_h, out_w = geometry.out_hw
+    size = out_h * out_w
+    code = ACTIVATION_CODES[activation]
+    alpha, lo, hi = np.float32(alpha), np.float32(lo), np.float32(hi)
+    if slope is None:
+        slope = bias  # never read unless the activation is PRelu
+    has_res = residual is not None
+    y = np.empty((n_img, c_out, out_h, out_w), dtype=np.float32)
+    macs = n_img * c_out * size * c_per_group * k_h * k_w
+    # Chunks handed out to the threads: a few per thread, so a thread that gets no CPU for a while is
+    # covered by the others; one when the work is too small to be worth a hand-off.
+    n_threads = 1 if macs < MIN_PARALLEL_MACS else threads.num_threads()
+    target_chunks = n_threads * min(MAX_CHUNKS_PER_THREAD, max(1, macs // CHUNK_MACS)) if n_threads > 1 else 1
+
+    if groups == channels and c_per_group == 1 and groups > 1:
+        w3 = w.reshape(c_out, k_h, k_w)
+        res4 = residual if has_res else _NO_RESIDUAL4
+        ranges = _split(n_img * c_out, min(target_chunks, n_img * c_out))
+
+        three_by_three = k_h == k_w == 3 and geometry.dilations == (1, 1)
+
+        def depthwise_chunk(k: int) -> None:
+            if three_by_three:
+                depthwise_conv3x3(x, w3, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, slope, lo, hi,
+                                  res4, has_res, *ranges[k])
+            else:
+                depthwise_conv(x, w3, bias, y, s_h, s_w, d_h, d_w, pad_top, pad_left, code, alpha, slope, lo,
+                               hi, res4, has_res, *ranges[k])
+
+        threads.run_parallel(depthwise_chunk, len(ranges))
+        return y
+
+    if groups > 1:
+        return _grouped_conv(x, w, bias, geometry, y, code, alpha, slope, lo, hi, residual)
+
+    # One GEMM per image: W (M, K) @ columns (K, P) -> Y (M, P).
+    k_total = channels * k_h * k_w
+    weights = w.reshape(c_out, k_total)
+    pointwise = k_h == k_w == 1 and geometry.strides == (1, 1) and not any(geometry.pads)
+    band_rows = -(-out_h // target_chunks)
+    if not pointwise:  # bands whose columns fit in a core's L2 cache: built, multiplied, finished while cached
+        band_rows = max(1, min(band_rows, BAND_BYTES // (4 * k_total * out_w)))
+    bands = [(i0, min(out_h, i0 + band_rows)) for i0 in range(0, out_h, band_rows)]
+    by_bands = n_threads == 1 or size >= MIN_BAND_PIXELS * n_threads
+    for n in range(n_img):
+        y_n = y[n].reshape(c_out, size)
+        res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
+        x_n = x[n]
+        if by_bands:
+            # Bands of output rows: each builds its columns in its own thread's buffer, multiplies, finishes.
+            def band_chunk(k: int) -> None:
+                i0, i1 = bands[k]
+                p0, p1 = i0 * out_w, i1 * out_w
+                if pointwise:
+                    cols = x_n.reshape(channels, size)[:, p0:p1]
+                else:
+                    cols = scratch(k_total * (p1 - p0)).reshape(k_total, p1 - p0)
+                    im2col_rows(x_n, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, i0, i1)
+                np.matmul(weights, cols, out=y_n[:, p0:p1])
+                epilogue(y_n, 0, c_out, p0, p1, bias, code, alpha, slope, lo, hi, res_n, has_res)
+
+            threads.run_parallel(band_chunk, len(bands))
+            continue
+        # A small image: one set of columns, blocks of output channels as the chunks.
+        if pointwise:
+            cols = x_n.reshape(channels, size)
+        else:
+            cols = scratch(k_total * size).reshape(k_total, size)
+            im2col_rows(x_n, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, 0, out_h)
+        blocks = _split(c_out, max(1, min(target_chunks, c_out // MIN_BLOCK_CHANNELS)))
+
+        def channel_chunk(k: int) -> None:
+            m0, m1 = blocks[k]
+            np.matmul(weights[m0:m1], cols, out=y_n[m0:m1])
+            epilogue(y_n, m0, m1, 0, size, bias, code, alpha, slope, lo, hi, res_n, has_res)
+
+        threads.run_parallel(channel_chunk, len(blocks))
+    return y
+
+
+def _grouped_conv(x, w, bias, geometry, y, code, alpha, slope, lo, hi, residual) -> np.ndarray:
+    """Grouped (not depthwise) convolution: one im2col over all channels, one batched GEMM over the groups.
+
+    The columns of group ``g`` are rows ``g*K : (g+1)*K`` of the im2col
+    matrix, so ``(G, M/G, K) @ (G, K, P)`` multiplies every group at once.
+    Rare in the zoo (one layer of w600k_mbf), so it is not split between threads.
+    """
+    n_img, channels = x.shape[:2]
+    c_out, c_per_group, k_h, k_w = w.shape
+    groups = geometry.group
+    out_h, out_w = geometry.out_hw
+    size = out_h * out_w
+    k_group = c_per_group * k_h * k_w
+    weights = w.reshape(groups, c_out // groups, k_group)
+    cols = scratch(channels * k_h * k_w * size).reshape(channels * k_h * k_w, size)
+    for n in range(n_img):
+        im2col_rows(x[n], cols, k_h, k_w, *geometry.strides, *geometry.dilations, *geometry.pads[:2], out_w, 0,
+                    out_h)
+        y_n = y[n].reshape(c_out, size)
+        np.matmul(weights, cols.reshape(groups, k_group, size), out=y_n.reshape(groups, c_out // groups, size))
+        res_n = residual[n].reshape(c_out, size) if residual is not None else _NO_RESIDUAL2
+        epilogue(y_n, 0, c_out, 0, size, bias, code, alpha, slope, lo, hi, res_n, residual is not None)
+    return y
+
+
+def warm_up() -> None:
+    """Compile (or load from the on-disk cache) every kernel once, on a tiny input."""
+    from ..ops.conv import conv_geometry
+
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    bias = np.ones(2, np.float32)
+    for w_shape, group in (((2, 2, 3, 3), 1), ((2, 1, 3, 3), 2), ((2, 1, 5, 5), 2)):
+        w = np.zeros(w_shape, np.float32)
+        conv2d(x, w, bias, conv_geometry(x.shape, w.shape, group=group, pads=[2, 2, 2, 2]), "Relu")
+
+
+__all__ = ["ACTIVATION_CODES", "conv2d", "depthwise_conv", "epilogue", "im2col_rows", "scratch", "warm_up"]

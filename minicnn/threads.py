@@ -1,0 +1,226 @@
+"""Who owns the CPU cores: OpenBLAS (behind ``np.matmul``), Numba's ``prange``, or minicnn itself.
+
+Three thread pools could run minicnn's fast CPU path: OpenBLAS's (the GEMMs
+of the convolutions), Numba's (``prange`` loop kernels) and a plain Python
+thread pool. They take turns, never run nested, but they can still fight,
+for three reasons measured on this project's machines (see ``shared/PERF.md``
+and ``benchmarks/bench_conv_cpu.py``):
+
+* Numba's default threading layer on Linux is OpenMP, whose idle threads spin
+  for a while after each parallel loop. OpenBLAS's threads spin too. On a
+  2-core machine each pool then burns the cores the other one needs: a whole
+  model took 300 ms instead of 95 ms. Numba's own ``workqueue`` layer parks
+  its threads at once. The layer must be chosen before Numba starts its
+  threads, through ``NUMBA_THREADING_LAYER``, so this module sets it at
+  import time (and ``minicnn/__init__.py`` imports this module first). A
+  user who sets the variable themselves keeps their choice.
+* OpenBLAS splits *one* GEMM over its threads and synchronises them by
+  spinning. The GEMMs of a mobile CNN are small and skinny (64 x 576 by
+  576 x 6400, 256 x 256 by 256 x 196): on 2 threads they ran up to 10x
+  *slower* than on 1, and far worse when another process shares the cores.
+* Both pools default to one thread per core, so "1 thread" has to be set
+  in two places to mean what it says.
+
+So minicnn owns the cores itself. The convolution kernels split their work
+into a few independent chunks per thread (bands of output rows, blocks of
+output channels) and hand them to ``run_parallel``: each chunk runs
+single-threaded BLAS and a single-threaded Numba kernel that releases the
+GIL. Free threads take the next chunk, so a thread the OS does not schedule
+for a while (another process wants the core) delays nothing: the others do
+its share. Waiting is a blocking wait, never a spin. ``configure(n)`` and
+``limit(n)`` set the thread count, pin OpenBLAS to 1 thread, and give Numba
+``n`` threads for the ``prange`` kernels of other ops, so minicnn compared
+with onnxruntime "at n threads" really uses n cores.
+
+One caution follows from the ``workqueue`` layer: it does not let two
+Python threads launch ``prange`` kernels at the same moment, so do not run
+minicnn sessions from several Python threads at once (the convolution
+kernels themselves never use ``prange``).
+
+Usage::
+
+    import minicnn
+    minicnn.threads.configure(2)            # for the rest of the process
+    with minicnn.threads.limit(1):          # temporarily (benchmarks do this)
+        sess.run(None, feeds)
+
+A side effect to know about: after ``configure`` NumPy's own BLAS calls in
+the same process run on one thread too (``limit`` restores them on exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+THREADING_LAYER = "workqueue"
+
+
+def _choose_threading_layer() -> None:
+    """Make Numba use ``THREADING_LAYER`` unless the user chose one (runs once, at import)."""
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return  # the user's explicit choice wins
+    os.environ["NUMBA_THREADING_LAYER"] = THREADING_LAYER
+    if "numba" in sys.modules:
+        # Numba read its configuration when it was imported; it starts its threads at the first
+        # parallel kernel, and until then the setting can still be changed in place.
+        import numba
+        from numba.np.ufunc import parallel
+
+        if getattr(parallel, "_is_initialized", True):
+            log.warning("Numba's threads were started before minicnn was imported; its threading layer "
+                        "stays %r (set NUMBA_THREADING_LAYER=%s to avoid thread pools fighting)",
+                        numba.config.THREADING_LAYER, THREADING_LAYER)
+        else:
+            numba.config.THREADING_LAYER = THREADING_LAYER
+
+
+_choose_threading_layer()
+
+_blas_limiter = None  # the threadpoolctl limiter of the last configure(), kept alive on purpose
+_num_threads: int | None = None  # pieces run_parallel may use; None: every available core
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's total)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _check(num_threads: int | None) -> int:
+    if num_threads is None:
+        return available_cores()
+    if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return num_threads
+
+
+def _set_numba_threads(n: int) -> int:
+    """Set Numba's thread count (clamped to the pool it started with); returns the old one."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    return old
+
+
+def configure(num_threads: int | None = None) -> int:
+    """Let minicnn use ``num_threads`` cores (default: every available core); returns the number set.
+
+    Lasts for the rest of the process (use ``limit`` for a temporary change):
+    minicnn's kernels split work into that many pieces, OpenBLAS runs on one
+    thread, and Numba's ``prange`` gets ``num_threads`` threads (clamped to
+    the pool size Numba started with, ``NUMBA_NUM_THREADS``).
+    """
+    global _blas_limiter, _num_threads
+    from threadpoolctl import threadpool_limits
+
+    n = _check(num_threads)
+    _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+    _set_numba_threads(n)
+    _num_threads = n
+    return n
+
+
+@contextlib.contextmanager
+def limit(num_threads: int | None) -> Iterator[int]:
+    """Context manager: minicnn uses ``num_threads`` cores inside the block, then the old settings again."""
+    global _num_threads
+    from threadpoolctl import threadpool_limits
+
+    n = _check(num_threads)
+    saved = _num_threads
+    with threadpool_limits(limits=1, user_api="blas"):
+        old = _set_numba_threads(n)
+        _num_threads = n
+        try:
+            yield n
+        finally:
+            _num_threads = saved
+            _set_numba_threads(old)
+
+
+def num_threads() -> int:
+    """How many pieces ``run_parallel`` splits work into now."""
+    return _num_threads if _num_threads is not None else available_cores()
+
+
+class _SharedWork:
+    """Chunks ``0 .. n_chunks - 1`` of one job, handed out one at a time to whichever thread asks first."""
+
+    def __init__(self, task: Callable[[int], None], n_chunks: int):
+        self.task = task
+        self.n_chunks = n_chunks
+        self.next_chunk = 0
+        self.finished = 0
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.all_done = threading.Event()
+
+    def work(self) -> None:
+        """Take chunks until none are left. A thread that starts late simply finds nothing to do."""
+        while True:
+            with self.lock:
+                chunk = self.next_chunk
+                self.next_chunk += 1
+            if chunk >= self.n_chunks:
+                return
+            try:
+                self.task(chunk)
+            except BaseException as exc:  # re-raised in the calling thread by run_parallel
+                with self.lock:
+                    self.error = self.error or exc
+            with self.lock:
+                self.finished += 1
+                if self.finished == self.n_chunks:
+                    self.all_done.set()
+
+
+def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
+    """Run ``task(0) ... task(n_chunks - 1)`` on up to ``num_threads()`` threads; return when all are done.
+
+    The calling thread works too, and chunks are handed out one at a time to
+    whichever thread is free (dynamic scheduling). That matters on a shared
+    machine: if a worker thread is not scheduled for a while, the others
+    take its chunks instead of waiting for it, so give a job a few chunks
+    per thread. The tasks must release the GIL to overlap (BLAS calls and
+    ``nogil`` Numba kernels do). An exception in any chunk is re-raised here.
+    """
+    global _pool, _pool_size
+    helpers = min(num_threads(), n_chunks) - 1
+    if helpers <= 0:
+        for chunk in range(n_chunks):
+            task(chunk)
+        return
+    if _pool is None or _pool_size < helpers:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool_size = max(helpers, available_cores() - 1)
+        _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="minicnn")
+    work = _SharedWork(task, n_chunks)
+    for _ in range(helpers):
+        _pool.submit(work.work)
+    work.work()
+    work.all_done.wait()
+    if work.error is not None:
+        raise work.error
+
+
+def numba_threading_layer() -> str:
+    """The threading layer Numba actually uses (only known after a parallel kernel has run)."""
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return os.environ.get("NUMBA_THREADING_LAYER", "default")
