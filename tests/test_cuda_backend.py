@@ -36,7 +36,6 @@ else:
 
 from minicnn.graph import MINICNN_DOMAIN, Graph, Node, ValueInfo, load_model  # noqa: E402
 from minicnn.kernels.cuda_conv import conv_reference  # noqa: E402
-from minicnn.ops.registry import get_op  # noqa: E402
 from minicnn.optimize import optimize  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,45 +237,12 @@ def test_op_minicnn_does_not_know_is_an_error():
         cuda_backend.CudaExecutor(graph).run({"x": np.zeros(1, np.float32)}, ["y"])
 
 
-def exported_cnn(seed: int = 0) -> onnx.ModelProto:
-    """What a PyTorch export looks like: Conv-BatchNorm-Relu-MaxPool(ceil), Conv-PRelu, GlobalAveragePool,
-    a Shape/Gather/Unsqueeze/Concat chain building the Reshape target from the batch size, Gemm, Softmax."""
-    rng = np.random.default_rng(seed)
-    inits = {
-        "conv1.W": _w(rng, 8, 3, 3, 3), "conv1.B": _w(rng, 8),
-        "bn.scale": (1 + 0.1 * rng.standard_normal(8)).astype(np.float32), "bn.B": _w(rng, 8),
-        "bn.mean": _w(rng, 8), "bn.var": (0.5 + rng.random(8)).astype(np.float32),
-        "conv2.W": _w(rng, 4, 8, 1, 1), "conv2.B": _w(rng, 4),
-        "prelu.slope": (0.1 * rng.random((4, 1, 1))).astype(np.float32),
-        "fc.W": _w(rng, 5, 4), "fc.B": _w(rng, 5),
-        "gather_idx": np.array(0, np.int64), "minus_one": np.array([-1], np.int64), "axes0": np.array([0], np.int64),
-    }
-    nodes = [
-        helper.make_node("Conv", ["x", "conv1.W", "conv1.B"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]),
-        helper.make_node("BatchNormalization", ["c1", "bn.scale", "bn.B", "bn.mean", "bn.var"], ["bn1"], name="bn1"),
-        helper.make_node("Relu", ["bn1"], ["r1"], name="relu1"),
-        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
-        helper.make_node("Conv", ["p1", "conv2.W", "conv2.B"], ["c2"], name="conv2"),
-        helper.make_node("PRelu", ["c2", "prelu.slope"], ["pr2"], name="prelu2"),
-        helper.make_node("GlobalAveragePool", ["pr2"], ["gap"], name="gap"),
-        helper.make_node("Shape", ["gap"], ["gap_shape"], name="shape"),
-        helper.make_node("Gather", ["gap_shape", "gather_idx"], ["batch"], name="gather", axis=0),
-        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch1"], name="unsqueeze"),
-        helper.make_node("Concat", ["batch1", "minus_one"], ["target"], name="concat", axis=0),
-        helper.make_node("Reshape", ["gap", "target"], ["flat"], name="reshape"),
-        helper.make_node("Gemm", ["flat", "fc.W", "fc.B"], ["logits"], name="fc", transB=1),
-        helper.make_node("Softmax", ["logits"], ["y"], name="softmax", axis=1),
-    ]
-    return _model(nodes, inits, (2, 3, 9, 11))
-
-
 def test_session_backend_cuda_matches_onnxruntime():
     from minicnn.session import InferenceSession
 
-    proto = exported_cnn()
-    missing = sorted({n.op_type for n in proto.graph.node if get_op(n.op_type) is None})
-    if missing:
-        pytest.skip(f"minicnn's NumPy ops {missing} are not registered yet")
+    from tiny_models import tiny_cnn  # an exported-style CNN: Conv-BN-Relu, MaxPool(ceil), PRelu, Shape chain, Gemm
+
+    proto = tiny_cnn()
     x = np.random.default_rng(7).standard_normal((2, 3, 9, 11)).astype(np.float32)
     want = _ort(proto, x)
     sess = InferenceSession(proto.SerializeToString(), backend="cuda")
