@@ -14,6 +14,7 @@ neighbour slows all of them alike); compare ratios, not absolute times, across
 runs. ``--backend cuda`` adds minicnn's CUDA backend.
 
     python benchmarks/bench_models.py                   # everything (~10 min on 2 cores)
+    python benchmarks/bench_models.py --no-reference --no-native   # quick: no onnx.reference, detectors at 640 only
     python benchmarks/bench_models.py --models scrfd_500m w600k_mbf --rounds 5
     python benchmarks/bench_models.py --markdown benchmarks/results/models.md
 """
@@ -197,7 +198,7 @@ def main() -> int:
     parser.add_argument("--models", nargs="*", default=list(ZOO))
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-reference", action="store_true", help="skip onnx.reference (slow)")
-    parser.add_argument("--native", action="store_true", help="detectors also at t1.jpg's native size")
+    parser.add_argument("--no-native", action="store_true", help="detectors at 640x640 only, not also at t1.jpg's size")
     parser.add_argument("--backend", choices=["numba", "cuda"], default="numba",
                         help="cuda: add minicnn's CUDA backend as a column")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
@@ -207,7 +208,7 @@ def main() -> int:
     for name in args.models:
         path = weights.model_path(name)
         shapes = input_shapes(name, path)
-        if not args.native:
+        if args.no_native:
             shapes = shapes[:1]
         for shape in shapes:
             res = bench_model(name, path, shape, args.rounds, all_threads, not args.no_reference,
