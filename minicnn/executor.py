@@ -42,6 +42,9 @@ def run_node(node: Node, fn: Callable, args: list, opset: int) -> tuple:
     kwargs = dict(node.attrs)
     if takes_opset(fn):
         kwargs["opset"] = opset
+    if node.op_type == "Split" and "num_outputs" not in kwargs:
+        # Before opset 18 an even Split's piece count is only implied by how many outputs the node has.
+        kwargs["num_outputs"] = len(node.outputs)
     try:
         result = fn(*args, **kwargs)
     except MiniCNNError as exc:

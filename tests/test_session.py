@@ -125,3 +125,19 @@ def test_summary_counts_params_and_flops(model):
     assert conv1.flops == 2 * (8 * 8 * 8) * (3 * 3 * 3)
     text = format_summary(rows)
     assert f"{len(rows)} nodes" in text and "GFLOPs" in text
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18])
+def test_even_split_gets_its_piece_count_from_the_node(opset):
+    """Before opset 18 an even Split says how many pieces only by its number of outputs."""
+    from onnx import TensorProto, helper
+
+    extra = {"num_outputs": 3} if opset >= 18 else {}
+    node = helper.make_node("Split", ["x"], ["a", "b", "c"], axis=1, **extra)
+    graph = helper.make_graph([node], "split", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "abc"])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    for ours, ref in zip(minicnn.InferenceSession(model).run(None, {"x": x}), ort_run(model, {"x": x})):
+        np.testing.assert_array_equal(ours, ref)

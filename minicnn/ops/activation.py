@@ -1,9 +1,16 @@
-"""Activations: element-wise non-linearities, and Softmax.
+"""Activations: the non-linear functions applied to every value of a tensor.
 
-Each is one line of NumPy, written the way the ONNX spec defines it. In the
-zoo models almost every activation directly follows a convolution, where the
-session fuses it into the convolution's epilogue (``FusedConv``), so these
-standalone versions are rarely on the hot path.
+Each one maps a value to a value (Softmax, which normalises along an axis,
+is the exception). The NumPy reference is the formula itself; dtype is kept
+(float32 in, float32 out).
+
+Fast paths (backend "numba") exist for Relu, LeakyRelu and PRelu on float32,
+the activations the face models apply after nearly every convolution that
+the optimiser could not fuse. They run the one-pass kernels of
+``minicnn.kernels.cpu_activation`` and use the reference for other dtypes or
+slope shapes (the reference *is* the numba backend's implementation there,
+by design). Sigmoid has no fast path: NumPy's vectorised ``exp`` beat a Numba
+loop. ``docs/ops.md`` lists the measured speedups.
 """
 
 from __future__ import annotations
@@ -14,43 +21,122 @@ from ..errors import InputError
 from .registry import register
 
 
+def _is_float32(x) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == np.float32
+
+
+def _flat_output(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A C-contiguous flat view of ``x`` and a fresh flat output of the same size."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    return flat, np.empty_like(flat)
+
+
+# ---------------------------------------------------------------------------
+# Relu, LeakyRelu, PRelu
+# ---------------------------------------------------------------------------
 @register("Relu")
 def Relu(X):
-    """max(x, 0)."""
-    return np.maximum(X, X.dtype.type(0))
+    """``max(x, 0)``: negative values become zero."""
+    return np.maximum(X, np.zeros((), dtype=X.dtype))
+
+
+@register("Relu", backend="numba")
+def Relu_numba(X):
+    if not _is_float32(X):
+        return Relu(X)
+    from ..kernels import cpu_activation
+
+    flat, out = _flat_output(X)
+    cpu_activation.relu(flat, out)
+    return out.reshape(X.shape)
 
 
 @register("LeakyRelu")
 def LeakyRelu(X, *, alpha=0.01):
-    """x for x >= 0, alpha * x below: a small slope keeps negative units alive."""
+    """``x`` where ``x >= 0``, ``alpha * x`` elsewhere: negatives are scaled down, not zeroed."""
     return np.where(X >= 0, X, X * X.dtype.type(alpha))
+
+
+@register("LeakyRelu", backend="numba")
+def LeakyRelu_numba(X, *, alpha=0.01):
+    if not _is_float32(X):
+        return LeakyRelu(X, alpha=alpha)
+    from ..kernels import cpu_activation
+
+    flat, out = _flat_output(X)
+    cpu_activation.leaky_relu(flat, np.float32(alpha), out)
+    return out.reshape(X.shape)
+
+
+def _check_slope(X, slope) -> None:
+    try:
+        np.broadcast_shapes(slope.shape, X.shape)
+    except ValueError:
+        raise InputError(
+            f"PRelu: slope{list(slope.shape)} does not broadcast to X{list(X.shape)} "
+            "(slope's dims align with X's last dims; one slope per channel of an NCHW tensor is (C, 1, 1))"
+        ) from None
+    if np.broadcast_shapes(slope.shape, X.shape) != X.shape:
+        raise InputError(f"PRelu: slope{list(slope.shape)} would enlarge X{list(X.shape)}; it must broadcast to X")
 
 
 @register("PRelu")
 def PRelu(X, slope):
-    """LeakyRelu with a learned slope, broadcast against X (typically one value per channel, shape (C,1,1))."""
-    try:
-        np.broadcast_shapes(slope.shape, X.shape)
-    except ValueError:
-        raise InputError(f"PRelu slope of shape {list(slope.shape)} does not broadcast to X {list(X.shape)}")
-    return np.where(X >= 0, X, X * slope.astype(X.dtype))
+    """LeakyRelu with a learned ``slope``, broadcast to X (unidirectionally).
+
+    Exports store one slope per channel as shape (C, 1, 1), which lines up
+    with the C of an (N, C, H, W) tensor. A plain (C,) would line up with the
+    *last* axis (W), as in NumPy broadcasting.
+    """
+    _check_slope(X, slope)
+    return np.where(X >= 0, X, X * slope.astype(X.dtype, copy=False))
 
 
+def _channel_slope(X: np.ndarray, slope: np.ndarray) -> np.ndarray | None:
+    """The slope as one value per channel of an (N, C, ...) tensor, or None if it is not of that form."""
+    if X.ndim < 2 or slope.size not in (1, X.shape[1]):
+        return None
+    if slope.size == 1:
+        return np.full(X.shape[1], slope.reshape(-1)[0], dtype=np.float32)
+    # (C, 1, ..., 1) with as many trailing ones as X has spatial dims, optionally with a leading 1.
+    trailing = X.ndim - 2
+    if slope.shape in ((X.shape[1],) + (1,) * trailing, (1, X.shape[1]) + (1,) * trailing):
+        return slope.reshape(-1).astype(np.float32)
+    return None
+
+
+@register("PRelu", backend="numba")
+def PRelu_numba(X, slope):
+    per_channel = _channel_slope(X, slope) if _is_float32(X) else None
+    if per_channel is None:
+        return PRelu(X, slope)
+    from ..kernels import cpu_activation
+
+    rows = np.ascontiguousarray(X).reshape(X.shape[0] * X.shape[1], -1)
+    out = np.empty_like(rows)
+    cpu_activation.prelu_channels(rows, per_channel, out)
+    return out.reshape(X.shape)
+
+
+# ---------------------------------------------------------------------------
+# Sigmoid and other smooth functions
+# ---------------------------------------------------------------------------
 @register("Sigmoid")
 def Sigmoid(X):
-    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    e = np.exp(-np.abs(X))
-    return np.where(X >= 0, 1 / (1 + e), e / (1 + e)).astype(X.dtype)
+    """``1 / (1 + exp(-x))``, squashing any value into (0, 1)."""
+    with np.errstate(over="ignore"):  # exp(-x) overflows to inf for x < -88 (float32); 1/inf = 0 is right
+        return np.reciprocal(1 + np.exp(-X))
 
 
 @register("Tanh")
-def Tanh(X):
-    return np.tanh(X)
+def Tanh(input):
+    return np.tanh(input)
 
 
 @register("Exp")
-def Exp(X):
-    return np.exp(X)
+def Exp(input):
+    with np.errstate(over="ignore"):  # large inputs give inf, as in onnxruntime
+        return np.exp(input)
 
 
 @register("Abs")
@@ -60,42 +146,69 @@ def Abs(X):
 
 @register("HardSigmoid")
 def HardSigmoid(X, *, alpha=0.2, beta=0.5):
-    """max(0, min(1, alpha * x + beta)): a piecewise-linear sigmoid."""
-    return np.clip(X * X.dtype.type(alpha) + X.dtype.type(beta), 0, 1).astype(X.dtype)
+    """``clip(alpha * x + beta, 0, 1)``: a piecewise-linear sigmoid."""
+    t = X.dtype.type
+    return np.clip(X * t(alpha) + t(beta), t(0), t(1))
 
 
 @register("HardSwish")
 def HardSwish(X):
-    """x * HardSigmoid(x) with alpha = 1/6, beta = 0.5 (MobileNetV3)."""
+    """``x * HardSigmoid(x)`` with alpha = 1/6, beta = 0.5 (MobileNetV3's cheap swish)."""
     return X * HardSigmoid(X, alpha=1 / 6, beta=0.5)
 
 
-@register("Clip")
-def Clip(X, min=None, max=None, *, opset=13):
-    """Clamp to [min, max] (either bound optional).
-
-    Before opset 11 the bounds were attributes ``min``/``max``; since, they are
-    optional inputs. Both arrive here under the same names, so one body serves.
-    """
-    lo = -np.inf if min is None else min
-    hi = np.inf if max is None else max
-    return np.clip(X, lo, hi).astype(X.dtype)
-
-
+# ---------------------------------------------------------------------------
+# Softmax and Clip: their meaning depends on the opset
+# ---------------------------------------------------------------------------
 @register("Softmax")
-def Softmax(X, *, axis=None, opset=13):
-    """exp(x) / sum(exp(x)), the max subtracted first so exp never overflows.
+def Softmax(input, *, axis=None, opset=13):
+    """``exp(x) / sum(exp(x))`` along an axis, so the values there are positive and sum to 1.
 
-    The axis rule changed at opset 13. Before: X is viewed as a 2-D matrix
-    [prod(shape[:axis]), prod(shape[axis:])] (axis default 1) and each row is
-    normalised, so the sum runs over *all* trailing dims. Since 13: the sum
-    runs over the one dimension ``axis`` (default -1), like ``torch.softmax``.
+    Opset 13 and later: along ``axis`` (default -1). Before opset 13 the
+    input is first viewed as a 2-D matrix (dims before ``axis`` times dims
+    from ``axis`` on, default axis 1) and each *row* is normalised: for an
+    (N, C, H, W) tensor with axis=1 that is a softmax over all C*H*W values,
+    not over C. Subtracting the maximum first changes nothing mathematically
+    and keeps ``exp`` from overflowing.
     """
-    if opset < 13:
-        axis = 1 if axis is None else axis
-        axis = axis + X.ndim if axis < 0 else axis
-        rows = X.reshape(int(np.prod(X.shape[:axis], dtype=np.int64)), -1)
-        return Softmax(rows, axis=-1, opset=13).reshape(X.shape)
-    axis = -1 if axis is None else axis
-    e = np.exp(X - X.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    x = np.asarray(input)
+    ndim = max(x.ndim, 1)
+    if axis is None:
+        axis = -1 if opset >= 13 else 1
+    if not -ndim <= axis < ndim:
+        raise InputError(f"Softmax: axis={axis} is out of range for an input of shape {list(x.shape)}")
+    axis %= ndim
+    if opset >= 13:
+        shifted = x - x.max(axis=axis, keepdims=True)
+        e = np.exp(shifted)
+        return e / e.sum(axis=axis, keepdims=True)
+    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+    matrix = x.reshape(rows, -1)
+    return Softmax(matrix, axis=1, opset=13).reshape(x.shape)
+
+
+@register("Clip")
+def Clip(input, min=None, max=None):
+    """Limit every value to ``[min, max]``; a missing bound means no limit on that side.
+
+    Before opset 11 the bounds are attributes (floats, defaults -/+ the
+    largest float); from opset 11 on they are optional scalar inputs. The
+    parameters are named like both, so either form lands in ``min``/``max``
+    and no ``opset`` is needed. (ReLU6 exports as ``Clip(x, 0, 6)``.)
+    """
+    x = np.asarray(input)
+    bounds = []
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None:
+            bound = np.asarray(bound)
+            if bound.size != 1:
+                raise InputError(f"Clip: {name} must be a scalar, got shape {list(bound.shape)}")
+            bound = bound.reshape(()).astype(x.dtype)
+        bounds.append(bound)
+    lo, hi = bounds
+    out = x
+    if lo is not None:
+        out = np.maximum(out, lo)
+    if hi is not None:
+        out = np.minimum(out, hi)
+    return out.copy() if out is x else out

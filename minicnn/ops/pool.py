@@ -1,174 +1,240 @@
-"""Pooling: summarise each window of a feature map by its max or its mean.
+"""Pooling: summarise each window of an image by its maximum or its mean.
 
-The reference builds every window at once as a strided *view* of the padded
-input (``sliding_window_view``: no data is copied) and reduces over the
-window axes. Two details decide whether results match onnxruntime:
+A pooling layer slides a ``kernel_shape`` window over every channel
+separately, moving ``strides`` pixels at a time, and writes one value per
+window position: the largest value in the window (``MaxPool``) or their mean
+(``AveragePool``). ``Global*Pool`` uses one window covering the whole image,
+leaving one value per channel.
 
-* **Padding never wins a max**: MaxPool pads with -inf.
-* **What an average divides by**: with ``count_include_pad=0`` (default) only
-  real input cells count; with 1, the explicit padding counts too, but never
-  the extra cells ``ceil_mode`` may add past the padding.
+The geometry follows the ONNX spec and onnxruntime exactly:
 
-``ceil_mode=1`` rounds the output size up, so the last window may hang over
-the edge; a window that would *start* beyond the input and the head padding
-is dropped (the rule PyTorch and onnxruntime share).
+* ``pads`` are (begin of each spatial dim..., end of each spatial dim...);
+  ``auto_pad`` SAME_UPPER / SAME_LOWER instead pads so that the output has
+  ``ceil(size / stride)`` values (the odd pixel of padding goes at the end
+  for SAME_UPPER, at the beginning for SAME_LOWER); VALID means no padding.
+* Padding never wins a max (padded cells are simply not in the window), and
+  for an average it counts in the divisor only with ``count_include_pad=1``.
+* The output has ``floor((size + pads - dilated_kernel) / stride) + 1``
+  values, or ``ceil(...)`` with ``ceil_mode=1`` (which gives one window even
+  when the kernel is larger than the padded input); in ceil mode a last window
+  that would *start* past the image and its begin padding is dropped (the
+  rule PyTorch uses and onnxruntime follows). Such a ceil-mode window may
+  also reach past the end padding; those cells count for nothing, not even
+  with ``count_include_pad``.
+
+The reference (:func:`pool_reference`) loops over output positions and takes
+the max or mean of each window with NumPy: slow but literally the
+definition, for any number of spatial dims. The fast path runs the Numba
+kernels of ``minicnn.kernels.cpu_pool`` for float32 1-D and 2-D pooling.
+Only the first output of MaxPool (the values, not ``Indices``) is produced.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError, UnsupportedOpError
-from .conv import _same_pads
 from .registry import register
 
-
-def pool_geometry(in_sizes, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode):
-    """Output sizes and (begin, end) padding per spatial axis, as onnxruntime computes them."""
-    n = len(in_sizes)
-    k = list(kernel_shape)
-    s = list(strides) if strides else [1] * n
-    d = list(dilations) if dilations else [1] * n
-    p = list(pads) if pads else [0] * (2 * n)
-    out, begin, end = [], [], []
-    for i in range(n):
-        span = (k[i] - 1) * d[i] + 1
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            b, e = _same_pads(in_sizes[i], k[i], s[i], d[i], auto_pad == "SAME_UPPER")
-            o = -(-in_sizes[i] // s[i])
-        elif auto_pad == "VALID":
-            b, e = 0, 0
-            o = (in_sizes[i] - span) // s[i] + 1
-        elif auto_pad in ("NOTSET", "", None):
-            b, e = p[i], p[i + n]
-            total = in_sizes[i] + b + e - span
-            o = (math.ceil(total / s[i]) if ceil_mode else total // s[i]) + 1
-            if ceil_mode and (o - 1) * s[i] >= in_sizes[i] + b:
-                o -= 1  # the last window would start past the input: drop it
-        else:
-            raise UnsupportedOpError(f"unknown auto_pad {auto_pad!r}")
-        if o < 1:
-            raise InputError(f"pooling window {span} larger than padded input {in_sizes[i] + b + e} on axis {i + 2}")
-        out.append(o)
-        begin.append(b)
-        end.append(e)
-    return out, begin, end, k, s, d
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
-def _windows(Xp: np.ndarray, out, k, s, d) -> np.ndarray:
-    """View of shape (..., *out, *k): every window of the padded spatial axes."""
-    n = len(out)
-    spans = [(k[i] - 1) * d[i] + 1 for i in range(n)]
-    axes = tuple(range(Xp.ndim - n, Xp.ndim))
-    view = sliding_window_view(Xp, spans, axis=axes)
-    lead = (slice(None),) * (Xp.ndim - n)
-    index = lead + tuple(slice(0, (out[i] - 1) * s[i] + 1, s[i]) for i in range(n)) \
-        + tuple(slice(None, None, d[i]) for i in range(n))
-    return view[index]
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Every pooling attribute resolved for one input shape, one entry per spatial dim."""
+
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    pads_begin: tuple[int, ...]
+    pads_end: tuple[int, ...]
+    out: tuple[int, ...]
 
 
-def _pad_for(out, begin, end, k, s, d, in_sizes):
-    """Padding per axis, plus any extra cells ceil_mode needs at the end."""
-    widths = []
-    for i in range(len(out)):
-        needed = (out[i] - 1) * s[i] + (k[i] - 1) * d[i] + 1
-        extra = max(needed - (in_sizes[i] + begin[i] + end[i]), 0)
-        widths.append((begin[i], end[i] + extra, extra))
-    return widths
+def _per_dim(value, n: int, name: str, default: int, op: str) -> list[int]:
+    if value is None:
+        return [default] * n
+    value = [int(v) for v in value]
+    if len(value) != n:
+        raise InputError(f"{op}: {name}={value} should have {n} values for {n} spatial dims")
+    return value
 
 
-def _check(X, kernel_shape, op):
+def pool_geometry(x_shape, op: str, *, kernel_shape, strides=None, pads=None, dilations=None,
+                  auto_pad="NOTSET", ceil_mode=0) -> PoolGeometry:
+    """Resolve the pooling attributes for an input of shape ``x_shape`` (N, C, spatial...)."""
+    if len(x_shape) < 3:
+        raise InputError(f"{op}: input {list(x_shape)} should be (N, C, spatial...), at least 3-D")
+    sizes = list(x_shape[2:])
+    nd = len(sizes)
     if kernel_shape is None:
         raise InputError(f"{op} needs kernel_shape")
-    if X.ndim != len(kernel_shape) + 2:
-        raise InputError(f"{op}: input {list(X.shape)} has rank {X.ndim}, kernel_shape {list(kernel_shape)} "
-                         f"needs rank {len(kernel_shape) + 2} (N, C, spatial...)")
+    kernel = _per_dim(kernel_shape, nd, "kernel_shape", 1, op)
+    strides = _per_dim(strides, nd, "strides", 1, op)
+    dilations = _per_dim(dilations, nd, "dilations", 1, op)
+    if min(kernel) < 1 or min(strides) < 1 or min(dilations) < 1:
+        raise InputError(f"{op}: kernel_shape {kernel}, strides {strides} and dilations {dilations} must be >= 1")
+    if auto_pad not in AUTO_PADS:
+        raise UnsupportedOpError(f"{op}: auto_pad={auto_pad!r} is not one of {', '.join(AUTO_PADS)}")
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = [-(-n // s) for n, s in zip(sizes, strides)]
+        totals = [max((o - 1) * s + span - n, 0) for o, s, span, n in zip(out, strides, spans, sizes)]
+        small = [t // 2 for t in totals]
+        big = [t - t // 2 for t in totals]
+        begin, end = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+        return PoolGeometry(*map(tuple, (kernel, strides, dilations, begin, end, out)))
+    if auto_pad == "VALID":
+        begin = end = [0] * nd
+    else:
+        all_pads = _per_dim(pads, 2 * nd, "pads", 0, op)
+        begin, end = all_pads[:nd], all_pads[nd:]
+        if min(all_pads) < 0:
+            raise InputError(f"{op}: pads {all_pads} must not be negative")
+        if any(p >= k for p, k in zip(begin + end, kernel + kernel)):
+            raise InputError(f"{op}: pads {all_pads} must be smaller than the kernel {kernel}")
+    out = []
+    for n, k_span, s, b, e in zip(sizes, spans, strides, begin, end):
+        room = n + b + e - k_span  # how far the window can slide; negative if it does not fit at all
+        count = (-(-room // s) if ceil_mode else room // s) + 1
+        if ceil_mode and (count - 1) * s >= n + b:
+            count -= 1  # the last window would start beyond the image: drop it
+        if count < 1:
+            raise InputError(f"{op}: the kernel {kernel} (dilations {dilations}) is larger than the padded "
+                             f"input {list(x_shape)} with pads {list(begin) + list(end)}")
+        out.append(count)
+    return PoolGeometry(*map(tuple, (kernel, strides, dilations, begin, end, out)))
+
+
+# ---------------------------------------------------------------------------
+# The reference: one window at a time
+# ---------------------------------------------------------------------------
+def pool_reference(X: np.ndarray, geometry: PoolGeometry, kind: str, count_include_pad: int = 0) -> np.ndarray:
+    """Max (``kind="max"``) or average (``kind="avg"``) pooling, looping over output positions.
+
+    For each output position, the window's taps along each spatial dim are
+    ``start + t * dilation`` (``start = position * stride - pad_begin``);
+    the taps inside the image are picked with ``np.ix_`` and reduced over.
+    """
+    spatial_axes = tuple(range(2, X.ndim))
+    Y = np.empty(X.shape[:2] + geometry.out, dtype=X.dtype)
+    for position in np.ndindex(*geometry.out):
+        inside, padded_count = [], 1
+        for dim, o in enumerate(position):
+            start = o * geometry.strides[dim] - geometry.pads_begin[dim]
+            taps = start + np.arange(geometry.kernel[dim]) * geometry.dilations[dim]
+            inside.append(taps[(taps >= 0) & (taps < X.shape[2 + dim])])
+            # Taps within the padded image (ceil_mode can reach past it): count_include_pad's divisor.
+            end = X.shape[2 + dim] + geometry.pads_end[dim]
+            padded_count *= int(np.count_nonzero(taps < end))
+        window = X[(slice(None), slice(None)) + np.ix_(*inside)]
+        where = (slice(None), slice(None)) + position
+        if kind == "max":
+            # A window with no cell inside the image (possible only with large dilations) gives the
+            # lowest float, as in onnxruntime.
+            Y[where] = window.max(axis=spatial_axes) if all(len(t) for t in inside) else np.finfo(X.dtype).min
+        else:
+            divisor = padded_count if count_include_pad else int(np.prod([len(t) for t in inside]))
+            with np.errstate(invalid="ignore"):  # 0 / 0 = NaN for an empty window
+                Y[where] = window.sum(axis=spatial_axes) / X.dtype.type(divisor)
+    return Y
+
+
+def _check_input(X, op: str) -> np.ndarray:
+    X = np.asarray(X)
+    if not np.issubdtype(X.dtype, np.floating):
+        raise InputError(f"{op}: input must be a float tensor, got {X.dtype}")
+    return X
 
 
 @register("MaxPool")
 def MaxPool(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
             storage_order=0, strides=None):
-    """Max over each window (only the first output; the Indices output is not supported)."""
-    _check(X, kernel_shape, "MaxPool")
-    in_sizes = X.shape[2:]
-    out, begin, end, k, s, d = pool_geometry(in_sizes, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
-    widths = _pad_for(out, begin, end, k, s, d, in_sizes)
-    lowest = -np.inf if X.dtype.kind == "f" else np.iinfo(X.dtype).min
-    Xp = np.pad(X, [(0, 0), (0, 0)] + [(b, e) for b, e, _ in widths], constant_values=lowest)
-    win = _windows(Xp, out, k, s, d)
-    return win.max(axis=tuple(range(-len(out), 0)))
+    """The maximum of each window. ``storage_order`` only affects the Indices output, which is not produced."""
+    X = _check_input(X, "MaxPool")
+    geometry = pool_geometry(X.shape, "MaxPool", kernel_shape=kernel_shape, strides=strides, pads=pads,
+                             dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode)
+    return pool_reference(X, geometry, "max")
 
 
 @register("AveragePool")
 def AveragePool(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None, kernel_shape=None,
                 pads=None, strides=None):
-    """Mean over each window; see the module docstring for what counts as a cell."""
-    _check(X, kernel_shape, "AveragePool")
-    in_sizes = X.shape[2:]
-    out, begin, end, k, s, d = pool_geometry(in_sizes, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
-    widths = _pad_for(out, begin, end, k, s, d, in_sizes)
-    Xp = np.pad(X, [(0, 0), (0, 0)] + [(b, e) for b, e, _ in widths])
-    sums = _windows(Xp, out, k, s, d).sum(axis=tuple(range(-len(out), 0)), dtype=np.float64)
-    # The divisor, per output cell: how many window cells are real input (or explicit padding).
-    counted = np.ones(in_sizes, dtype=np.float64)
-    if count_include_pad:
-        counted = np.pad(counted, [(b, e - extra) for b, e, extra in widths], constant_values=1.0)
-        counted = np.pad(counted, [(0, extra) for _, _, extra in widths])
-    else:
-        counted = np.pad(counted, [(b, e) for b, e, _ in widths])
-    counts = _windows(counted, out, k, s, d).sum(axis=tuple(range(-len(out), 0)))
-    return (sums / np.maximum(counts, 1)).astype(X.dtype)
+    """The mean of each window; padded cells count in the divisor only with ``count_include_pad=1``."""
+    X = _check_input(X, "AveragePool")
+    geometry = pool_geometry(X.shape, "AveragePool", kernel_shape=kernel_shape, strides=strides, pads=pads,
+                             dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode)
+    return pool_reference(X, geometry, "avg", count_include_pad)
 
 
-# -- fast paths (Numba kernels in minicnn/kernels/cpu_pool.py), same signatures ------------------------
-
-def _fast_2d(X, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, op):
-    """Geometry for the 2-D float32 kernels, or None when the reference must run."""
-    if X.ndim != 4 or X.dtype != np.float32 or kernel_shape is None or len(kernel_shape) != 2:
+# ---------------------------------------------------------------------------
+# The fast path: Numba kernels on (N, C, H, W) float32
+# ---------------------------------------------------------------------------
+def _as_4d(X: np.ndarray, geometry: PoolGeometry) -> tuple[np.ndarray, tuple[tuple[int, ...], ...]] | None:
+    """X as a contiguous 4-D array and the geometry as 2-D tuples (a 1-D pool is a 2-D one of height 1)."""
+    if X.dtype != np.float32 or X.ndim not in (3, 4):
         return None
-    out, begin, end, k, s, d = pool_geometry(X.shape[2:], kernel_shape, strides, pads, dilations, auto_pad,
-                                             ceil_mode)
-    return np.empty((X.shape[0], X.shape[1], *out), np.float32), begin, end, k, s, d
+    g = geometry
+    if X.ndim == 3:
+        return (np.ascontiguousarray(X)[:, :, None, :],
+                ((1,) + g.kernel, (1,) + g.strides, (1,) + g.dilations, (0,) + g.pads_begin, (0,) + g.pads_end,
+                 (1,) + g.out))
+    return np.ascontiguousarray(X), (g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end, g.out)
 
 
 @register("MaxPool", backend="numba")
 def MaxPool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
                   storage_order=0, strides=None):
-    geo = _fast_2d(X, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, "MaxPool")
-    if geo is None:
-        return MaxPool(X, auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations, kernel_shape=kernel_shape,
-                       pads=pads, storage_order=storage_order, strides=strides)
-    from ..kernels.cpu_pool import max_pool_2d
+    X = _check_input(X, "MaxPool")
+    geometry = pool_geometry(X.shape, "MaxPool", kernel_shape=kernel_shape, strides=strides, pads=pads,
+                             dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode)
+    as4 = _as_4d(X, geometry)
+    if as4 is None:
+        return pool_reference(X, geometry, "max")
+    from ..kernels import cpu_pool
 
-    Y, begin, end, k, s, d = geo
-    max_pool_2d(np.ascontiguousarray(X), Y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1])
-    return Y
+    x4, (k, s, d, begin, _end, out) = as4
+    y = np.empty(x4.shape[:2] + out, dtype=np.float32)
+    cpu_pool.max_pool2d(x4, y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1])
+    return y.reshape(X.shape[:2] + geometry.out)
 
 
 @register("AveragePool", backend="numba")
 def AveragePool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
                       kernel_shape=None, pads=None, strides=None):
-    geo = _fast_2d(X, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, "AveragePool")
-    if geo is None:
-        return AveragePool(X, auto_pad=auto_pad, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
-                           dilations=dilations, kernel_shape=kernel_shape, pads=pads, strides=strides)
-    from ..kernels.cpu_pool import avg_pool_2d
+    X = _check_input(X, "AveragePool")
+    geometry = pool_geometry(X.shape, "AveragePool", kernel_shape=kernel_shape, strides=strides, pads=pads,
+                             dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode)
+    as4 = _as_4d(X, geometry)
+    if as4 is None:
+        return pool_reference(X, geometry, "avg", count_include_pad)
+    from ..kernels import cpu_pool
 
-    Y, begin, end, k, s, d = geo
-    avg_pool_2d(np.ascontiguousarray(X), Y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1], end[0], end[1],
-                bool(count_include_pad))
-    return Y
+    x4, (k, s, d, begin, end, out) = as4
+    y = np.empty(x4.shape[:2] + out, dtype=np.float32)
+    cpu_pool.average_pool2d(x4, y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1], end[0], end[1],
+                            bool(count_include_pad))
+    return y.reshape(X.shape[:2] + geometry.out)
 
 
+# ---------------------------------------------------------------------------
+# Global pooling: one window per channel
+# ---------------------------------------------------------------------------
 @register("GlobalAveragePool")
 def GlobalAveragePool(X):
-    """Mean over all spatial positions: (N, C, H, W) -> (N, C, 1, 1)."""
-    return X.mean(axis=tuple(range(2, X.ndim)), keepdims=True, dtype=np.float64).astype(X.dtype)
+    """The mean of each channel: (N, C, H, W) -> (N, C, 1, 1)."""
+    X = _check_input(X, "GlobalAveragePool")
+    if X.ndim < 3:
+        raise InputError(f"GlobalAveragePool: input {list(X.shape)} should be (N, C, spatial...)")
+    return X.mean(axis=tuple(range(2, X.ndim)), keepdims=True, dtype=X.dtype)
 
 
 @register("GlobalMaxPool")
 def GlobalMaxPool(X):
+    """The maximum of each channel: (N, C, H, W) -> (N, C, 1, 1)."""
+    X = _check_input(X, "GlobalMaxPool")
+    if X.ndim < 3:
+        raise InputError(f"GlobalMaxPool: input {list(X.shape)} should be (N, C, spatial...)")
     return X.max(axis=tuple(range(2, X.ndim)), keepdims=True)

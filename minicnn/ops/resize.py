@@ -1,22 +1,45 @@
-"""Resize (and its ancestor Upsample): change the spatial size of a tensor.
+"""Resize and Upsample: change the spatial size of a tensor by interpolation.
 
-Resizing is separable: scale one axis at a time. For each output index ``x``
-along an axis, a *coordinate transformation* says where it falls in the input
-(``x_original``), then the *mode* says how to read a value there:
+For every output coordinate ``x_out`` along a resized axis, the op first
+finds where it falls in the input (``x_in``, a real number), then reads the
+input there:
 
-* nearest: take one input cell (rounded per ``nearest_mode``);
-* linear: mix the two neighbouring cells by distance (bilinear over two axes).
+* ``mode="nearest"``: the input cell ``x_in`` rounds to (``nearest_mode``
+  says how: ``round_prefer_floor`` (default) rounds halves down,
+  ``round_prefer_ceil`` up, ``floor``, ``ceil``);
+* ``mode="linear"``: a mix of the two cells around ``x_in``, weighted by
+  closeness. Applied along each resized axis in turn, that is bilinear
+  interpolation over H and W.
 
-The coordinate transformations (scale = output length / input length)::
+``coordinate_transformation_mode`` says where ``x_in`` is, with
+``scale = out_size / in_size``:
 
-    half_pixel            (x + 0.5) / scale - 0.5        (default; pixel centres line up)
-    pytorch_half_pixel    same, but 0 when the output length is 1
-    align_corners         x * (in - 1) / (out - 1)       (corner pixels line up)
-    asymmetric            x / scale                      (opset 10 and Upsample)
-    tf_half_pixel_for_nearest  (x + 0.5) / scale
+==========================  ==================================================
+half_pixel (default)        ``(x_out + 0.5) / scale - 0.5`` (pixel centres line up)
+pytorch_half_pixel          the same, but 0 when the output has one cell
+align_corners               ``x_out * (in - 1) / (out - 1)`` (corner pixels line up)
+asymmetric                  ``x_out / scale``
+tf_half_pixel_for_nearest   ``(x_out + 0.5) / scale``
+==========================  ==================================================
 
-Upsampling FPN features (SCRFD, RetinaFace, YuNet) uses nearest with
-integer scales, where every mode agrees.
+Coordinates are computed in float32, as onnxruntime does, so that halves
+round the same way; ``x_in`` is clamped into the input. One known
+difference: with ``asymmetric`` + ``round_prefer_ceil``, where the exact
+coordinate is a tie (7 -> 2 cells: x_in = 1 / (2/7) = 3.5) but float32
+lands one bit below it, onnxruntime 1.31 rounds up (the exact answer, cell
+4) and minicnn's float32 rounds down (cell 3).
+
+Opset differences: Resize-10 takes ``(X, scales)`` and behaves like the
+older ``Upsample`` (opset 9: ``(X, scales)``; opset < 9: ``scales``
+attribute): asymmetric coordinates, and for nearest onnxruntime rounds
+*down* when enlarging and *up* when shrinking. Resize-11+ takes ``(X, roi,
+scales, sizes)``; exactly one of scales and sizes is given (an empty
+tensor counts as absent). Opset 18 adds ``axes`` and
+``keep_aspect_ratio_policy``.
+
+Not supported (``UnsupportedOpError``): ``mode="cubic"``,
+``tf_crop_and_resize`` and ``antialias=1``. NumPy's fancy indexing is the
+whole computation, so there is no separate fast path.
 """
 
 from __future__ import annotations
@@ -26,98 +49,177 @@ import numpy as np
 from ..errors import InputError, UnsupportedOpError
 from .registry import register
 
-TRANSFORMS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nearest")
+MODES = ("nearest", "linear")
+COORDINATE_MODES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nearest")
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+ASPECT_POLICIES = ("stretch", "not_larger", "not_smaller")
 
 
-def source_coordinates(out_len: int, in_len: int, scale: float, mode: str) -> np.ndarray:
-    """Where each output index falls on the input axis (float coordinates)."""
-    x = np.arange(out_len, dtype=np.float64)
+def _given(t) -> np.ndarray | None:
+    """An optional input as an array, or None when omitted or empty (how opset 11 exports omit one)."""
+    if t is None:
+        return None
+    t = np.asarray(t)
+    return t if t.size else None
+
+
+def source_coordinates(out_size: int, in_size: int, scale: np.float32, mode: str) -> np.ndarray:
+    """Where each output cell along one axis falls in the input (before clamping).
+
+    Computed in float32, as onnxruntime does, so that rounding ties fall the
+    same way.
+    """
+    t = np.float32
+    x = np.arange(out_size, dtype=t)
+    half = t(0.5)
     if mode == "half_pixel":
-        return (x + 0.5) / scale - 0.5
+        return (x + half) / scale - half
     if mode == "pytorch_half_pixel":
-        return (x + 0.5) / scale - 0.5 if out_len > 1 else np.zeros(out_len)
+        return (x + half) / scale - half if out_size > 1 else np.zeros(out_size, t)
     if mode == "align_corners":
-        return x * (in_len - 1) / (out_len - 1) if out_len > 1 else np.zeros(out_len)
+        if out_size == 1:
+            return np.zeros(1, t)
+        return x * t(in_size - 1) / t(out_size - 1)
     if mode == "asymmetric":
         return x / scale
-    if mode == "tf_half_pixel_for_nearest":
-        return (x + 0.5) / scale
-    raise UnsupportedOpError(f"Resize coordinate_transformation_mode {mode!r} (supported: {', '.join(TRANSFORMS)})")
+    return (x + half) / scale  # tf_half_pixel_for_nearest
 
 
-def nearest_index(coords: np.ndarray, in_len: int, nearest_mode: str) -> np.ndarray:
+def nearest_indices(coords: np.ndarray, in_size: int, nearest_mode: str, scale: float) -> np.ndarray:
+    """The input cell each coordinate rounds to, clamped into [0, in_size - 1].
+
+    ``nearest_mode="simple"`` is onnxruntime's rule for Resize-10 and
+    Upsample: floor when enlarging, ceil when shrinking.
+    """
     if nearest_mode == "round_prefer_floor":
-        idx = np.where(coords - np.floor(coords) == 0.5, np.floor(coords), np.round(coords))
+        idx = np.ceil(coords - 0.5)
     elif nearest_mode == "round_prefer_ceil":
-        idx = np.where(coords - np.floor(coords) == 0.5, np.ceil(coords), np.round(coords))
+        idx = np.floor(coords + 0.5)
     elif nearest_mode == "floor":
         idx = np.floor(coords)
     elif nearest_mode == "ceil":
         idx = np.ceil(coords)
     else:
-        raise UnsupportedOpError(f"Resize nearest_mode {nearest_mode!r}")
-    return np.clip(idx, 0, in_len - 1).astype(np.int64)
+        idx = np.ceil(coords) if scale < 1 else np.floor(coords)
+    return np.clip(idx.astype(np.int64), 0, in_size - 1)
 
 
-def resize_axis(X: np.ndarray, axis: int, out_len: int, scale: float, mode: str, transform: str,
-                nearest_mode: str) -> np.ndarray:
-    """Resize one axis of X."""
-    in_len = X.shape[axis]
-    coords = source_coordinates(out_len, in_len, scale, transform)
-    if mode == "nearest":
-        index = nearest_index(coords, in_len, nearest_mode)
-        factor = out_len // in_len
-        if factor * in_len == out_len and np.array_equal(index, np.repeat(np.arange(in_len), factor)):
-            return np.repeat(X, factor, axis=axis)  # same result, a contiguous copy instead of a gather
-        return np.take(X, index, axis=axis)
-    if mode == "linear":
-        coords = np.clip(coords, 0, in_len - 1)
-        lo = np.floor(coords).astype(np.int64)
-        hi = np.minimum(lo + 1, in_len - 1)
-        w = (coords - lo).astype(X.dtype)
-        shape = [1] * X.ndim
-        shape[axis] = out_len
-        w = w.reshape(shape)
-        return np.take(X, lo, axis=axis) * (1 - w) + np.take(X, hi, axis=axis) * w
-    raise UnsupportedOpError(f"Resize mode {mode!r} is not supported (nearest, linear)")
+def _linear_along(x: np.ndarray, axis: int, coords: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``x`` along ``axis`` at the (float) input coordinates ``coords``."""
+    in_size = x.shape[axis]
+    c = np.clip(coords, 0, in_size - 1)
+    lo = np.minimum(np.floor(c).astype(np.int64), in_size - 1)
+    hi = np.minimum(lo + 1, in_size - 1)
+    w_hi = (c - lo).astype(x.dtype)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    w_hi = w_hi.reshape(shape)
+    return np.take(x, lo, axis=axis) * (1 - w_hi) + np.take(x, hi, axis=axis) * w_hi
 
 
-def _resize(X, scales, sizes, mode, transform, nearest_mode):
-    if sizes is not None and np.asarray(sizes).size:
-        sizes = [int(v) for v in sizes]
-        if len(sizes) != X.ndim:
-            raise InputError(f"Resize: {len(sizes)} sizes for a rank-{X.ndim} input")
-        scales = [o / i for o, i in zip(sizes, X.shape)]
-    elif scales is not None and np.asarray(scales).size:
-        scales = [float(v) for v in scales]
-        if len(scales) != X.ndim:
-            raise InputError(f"Resize: {len(scales)} scales for a rank-{X.ndim} input")
-        sizes = [int(np.floor(i * s)) for i, s in zip(X.shape, scales)]
-    else:
-        raise InputError("Resize needs scales or sizes")
-    out = X
-    for axis, (size, scale) in enumerate(zip(sizes, scales)):
-        if size != X.shape[axis] or scale != 1.0:
-            out = resize_axis(out, axis, size, scale, mode, transform, nearest_mode)
-    return out.astype(X.dtype, copy=False)
+def _output_shape(x: np.ndarray, scales, sizes, axes: list[int], policy: str) -> tuple[list[int], list]:
+    """The output shape and the per-axis scale used for coordinates (float32, as onnxruntime keeps it)."""
+    out = list(x.shape)
+    used = [np.float32(1)] * x.ndim
+    if scales is not None:
+        scales = np.asarray(scales, dtype=np.float32).reshape(-1)
+        if scales.size != len(axes):
+            raise InputError(f"Resize: {scales.size} scales for {len(axes)} axes (input {list(x.shape)})")
+        if np.any(scales <= 0):
+            raise InputError(f"Resize: scales {scales.tolist()} must be positive")
+        for a, s in zip(axes, scales):
+            out[a] = int(np.floor(np.float32(x.shape[a]) * s))
+            used[a] = s
+        return out, used
+    sizes_l = [int(v) for v in np.asarray(sizes).reshape(-1)]
+    if len(sizes_l) != len(axes):
+        raise InputError(f"Resize: {len(sizes_l)} sizes for {len(axes)} axes (input {list(x.shape)})")
+    if policy == "stretch":
+        for a, n in zip(axes, sizes_l):
+            out[a] = n
+            used[a] = np.float32(n) / np.float32(x.shape[a])
+        return out, used
+    ratios = [np.float32(n) / np.float32(x.shape[a]) for a, n in zip(axes, sizes_l)]
+    scale = min(ratios) if policy == "not_larger" else max(ratios)
+    for a in axes:
+        out[a] = int(np.floor(np.float32(x.shape[a]) * scale + np.float32(0.5)))
+        used[a] = scale
+    return out, used
+
+
+def resize(x: np.ndarray, out_shape: list[int], scales: list[np.float32], mode: str, coordinate_mode: str,
+           nearest_mode: str) -> np.ndarray:
+    """Resize ``x`` to ``out_shape``, one axis at a time (separable: the same as n-linear interpolation).
+
+    When the output shape equals the input shape, onnxruntime returns the
+    input unchanged even if a scale is not 1 (e.g. 2 rows times 1.25 is
+    still 2 rows); minicnn does the same.
+    """
+    if tuple(out_shape) == x.shape:
+        return x.copy()
+    y = x
+    for axis, (n_in, n_out) in enumerate(zip(x.shape, out_shape)):
+        if n_in == n_out and scales[axis] == 1:
+            continue
+        if n_in == 0 or n_out < 0:
+            raise InputError(f"Resize: cannot resize axis {axis} from {n_in} to {n_out} cells")
+        coords = source_coordinates(n_out, n_in, scales[axis], coordinate_mode)
+        if mode == "nearest":
+            y = np.take(y, nearest_indices(coords, n_in, nearest_mode, scales[axis]), axis=axis)
+        else:
+            y = _linear_along(y, axis, coords)
+    return y.astype(x.dtype, copy=False)
+
+
+def _check_modes(op: str, mode: str, coordinate_mode: str, nearest_mode: str) -> None:
+    if mode not in MODES:
+        raise UnsupportedOpError(f"{op}: mode={mode!r} is not supported (supported: {', '.join(MODES)})")
+    if coordinate_mode not in COORDINATE_MODES:
+        raise UnsupportedOpError(f"{op}: coordinate_transformation_mode={coordinate_mode!r} is not supported "
+                                 f"(supported: {', '.join(COORDINATE_MODES)})")
+    if nearest_mode not in NEAREST_MODES:
+        raise UnsupportedOpError(f"{op}: nearest_mode={nearest_mode!r} is not one of {', '.join(NEAREST_MODES)}")
 
 
 @register("Resize")
-def Resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None, coordinate_transformation_mode="half_pixel",
-           cubic_coeff_a=-0.75, exclude_outside=0, extrapolation_value=0.0, keep_aspect_ratio_policy="stretch",
-           mode="nearest", nearest_mode="round_prefer_floor", opset=13):
-    """Resize by ``scales`` or to ``sizes``. At opset 10 the second input is ``scales`` and the
-    transformation is asymmetric with floor rounding (Upsample's behaviour)."""
-    if antialias or axes is not None or keep_aspect_ratio_policy != "stretch":
-        raise UnsupportedOpError("Resize: antialias, axes and keep_aspect_ratio_policy are not supported")
-    if coordinate_transformation_mode == "tf_crop_and_resize":
-        raise UnsupportedOpError("Resize coordinate_transformation_mode 'tf_crop_and_resize' is not supported")
+def Resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
+           coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
+           extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",
+           nearest_mode="round_prefer_floor", opset=13):
+    """Resize ``X`` by ``scales`` or to ``sizes`` (see the module docstring for every mode).
+
+    ``cubic_coeff_a``, ``exclude_outside`` and ``extrapolation_value`` only
+    matter for the modes that are not supported.
+    """
+    x = np.asarray(X)
     if opset < 11:
-        return _resize(X, roi, None, mode, "asymmetric", "floor")
-    return _resize(X, scales, sizes, mode, coordinate_transformation_mode, nearest_mode)
+        # Resize-10 is Resize(X, scales): the second input is the scales, and the coordinates are asymmetric.
+        _check_modes("Resize", mode, "asymmetric", "floor")
+        scale_arr = _given(roi)
+        if scale_arr is None:
+            raise InputError("Resize (opset 10) needs scales")
+        out, used = _output_shape(x, scale_arr, None, list(range(x.ndim)), "stretch")
+        return resize(x, out, used, mode, "asymmetric", "simple")
+    _check_modes("Resize", mode, coordinate_transformation_mode, nearest_mode)
+    if antialias:
+        raise UnsupportedOpError("Resize: antialias=1 is not supported")
+    if keep_aspect_ratio_policy not in ASPECT_POLICIES:
+        raise UnsupportedOpError(f"Resize: keep_aspect_ratio_policy={keep_aspect_ratio_policy!r} is not one of "
+                                 f"{', '.join(ASPECT_POLICIES)}")
+    scales, sizes = _given(scales), _given(sizes)
+    if (scales is None) == (sizes is None):
+        raise InputError("Resize needs exactly one of scales and sizes")
+    axes_l = list(range(x.ndim)) if axes is None else [int(a) % x.ndim for a in axes]
+    out, used = _output_shape(x, scales, sizes, axes_l, keep_aspect_ratio_policy)
+    return resize(x, out, used, mode, coordinate_transformation_mode, nearest_mode)
 
 
 @register("Upsample")
 def Upsample(X, scales=None, *, mode="nearest"):
-    """Opset 7-9 Resize: asymmetric coordinates, nearest rounds down (scales: input at 9, attribute before)."""
-    return _resize(X, scales, None, mode, "asymmetric", "floor")
+    """Enlarge ``X`` by ``scales`` (an input from opset 9, an attribute before): Resize-10's behaviour."""
+    x = np.asarray(X)
+    _check_modes("Upsample", mode, "asymmetric", "floor")
+    if _given(scales) is None:
+        raise InputError("Upsample needs scales")
+    out, used = _output_shape(x, _given(scales), None, list(range(x.ndim)), "stretch")
+    return resize(x, out, used, mode, "asymmetric", "simple")

@@ -25,6 +25,7 @@ from onnx import helper
 from ..errors import InputError, UnsupportedOpError
 from .registry import register
 
+INT32_MAX = np.iinfo(np.int32).max
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -216,12 +217,16 @@ def _slice_bounds(start: int, end: int, step: int, dim: int) -> slice:
     Negative starts/ends count from the end. Then, for a positive step,
     start and end are clamped to [0, dim]; for a negative step start is
     clamped to [0, dim - 1] and end to [-1, dim - 1], where -1 means "past
-    the first element" (a Python slice spells that ``None``).
+    the first element" (a Python slice spells that ``None``). An end of
+    INT32_MAX or INT64_MAX means "as far as the step goes" in either
+    direction, as in onnxruntime (NumPy's ``None``).
     """
+    if end in (INT32_MAX, INT64_MAX):
+        end = dim if step > 0 else -1
+    elif end < 0:
+        end += dim
     if start < 0:
         start += dim
-    if end < 0:
-        end += dim
     if step > 0:
         start = min(max(start, 0), dim)
         end = min(max(end, 0), dim)
@@ -405,9 +410,9 @@ def Pad(data, pads=None, constant_value=None, axes=None, *, mode="constant", val
     end = dict(zip(axes_l, amounts[len(axes_l):]))
     # First crop the negative pads, then pad the positive ones.
     crop = tuple(slice(max(-begin.get(a, 0), 0), x.shape[a] - max(-end.get(a, 0), 0)) for a in range(x.ndim))
-    x = x[crop]
     if any(s.start > s.stop for s in crop):
-        raise InputError(f"Pad: negative pads {amounts} remove more than the whole input")
+        raise InputError(f"Pad: negative pads {amounts} remove more than the whole input {list(x.shape)}")
+    x = x[crop]
     widths = [(max(begin.get(a, 0), 0), max(end.get(a, 0), 0)) for a in range(x.ndim)]
     if mode == "constant":
         fill = value if constant_value is None else np.asarray(constant_value).reshape(-1)[0]
