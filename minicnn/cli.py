@@ -7,8 +7,8 @@
 
 Inputs: ``--input x.npy`` feeds a one-input model; ``--input name=x.npy``
 (repeatable) names the input. Without ``--input``, ``compare`` and ``run``
-make a seeded random float32 input of the file's shape (``--shape`` for
-dynamic dims). ``--json`` prints machine-readable output instead of tables.
+make a seeded random float32 input of the file's shape (a dynamic batch
+dim becomes 1; ``--shape`` for other dynamic dims). ``--json`` prints machine-readable output instead of tables.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def build_feeds(sess: InferenceSession, inputs: list[str], shape: tuple[int, ...
         if arg.name in feeds:
             continue
         dims = shape if shape is not None and len(expected) == 1 else arg.shape
+        if dims is not None and len(dims) > 1 and all(isinstance(d, int) and d > 0 for d in dims[1:]):
+            dims = [d if isinstance(d, int) and d > 0 else 1 for d in dims[:1]] + list(dims[1:])  # batch of 1
         if dims is None or not all(isinstance(d, int) and d > 0 for d in dims):
             raise InputError(f"input {arg.name!r} has dynamic shape {arg.shape}: pass --shape or --input")
         if arg.type != "tensor(float)":
@@ -105,8 +107,7 @@ def cmd_compare(args) -> int:
 
     sess = InferenceSession(args.model, backend=args.backend, optimize=not args.no_optimize)
     feeds = build_feeds(sess, args.input, args.shape, args.seed)
-    report = compare(args.model, feeds, backend=args.backend, optimize=not args.no_optimize,
-                     rtol=args.rtol, atol=args.atol)
+    report = compare(args.model, feeds, rtol=args.rtol, atol=args.atol, session=sess)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

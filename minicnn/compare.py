@@ -90,13 +90,15 @@ def _read(source) -> onnx.ModelProto:
 
 
 def compare(model, feeds: dict[str, np.ndarray], backend: str = "numba", optimize: bool = True,
-            rtol: float = 1e-3, atol: float = 1e-5) -> CompareReport:
+            rtol: float = 1e-3, atol: float = 1e-5, session: InferenceSession | None = None) -> CompareReport:
     """Run ``model`` in minicnn and onnxruntime on ``feeds`` and diff every tensor.
 
     A tensor diverges when ``max|a-b| > atol`` and ``max|a-b| / max|b| > rtol``.
+    ``session`` reuses an already loaded minicnn session of ``model``
+    (``backend`` and ``optimize`` are then its own).
     """
     # minicnn first: its errors for a bad file or bad feeds are the readable ones.
-    sess = InferenceSession(model, backend=backend, optimize=optimize)
+    sess = session or InferenceSession(model, backend=backend, optimize=optimize)
     _, ours = sess.run(None, feeds, intermediates=True)
     reference = _ort_all_tensors(_read(model), feeds)
     report = CompareReport(rtol=rtol, atol=atol)

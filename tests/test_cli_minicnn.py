@@ -62,3 +62,11 @@ def test_ops_lists_registry(capsys):
     assert main(["ops"]) == 0
     out = capsys.readouterr().out
     assert "Conv" in out and "reference + fast path" in out
+
+
+def test_dynamic_batch_alone_defaults_to_one(tmp_path, capsys):
+    model = tiny_cnn(hw=(8, 8))  # only the batch dim is dynamic
+    path = tmp_path / "fixed_hw.onnx"
+    onnx.save(model, path)
+    assert main(["run", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"][0]["shape"] == [1, 5]
