@@ -42,4 +42,7 @@ def create_session(model: str | Path, backend: str = "minicnn", minicnn_backend:
         ) from exc
     options = ort.SessionOptions()
     options.log_severity_level = 3  # old exports list initializers as inputs; ORT warns about each
+    # A pipeline alternates between several models (and, when compared, with minicnn): ORT's idle pool
+    # threads would otherwise spin after each run and take the cores from whatever runs next.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
