@@ -268,6 +268,82 @@ def test_fused_conv_matches_onnxruntime(activation, with_residual, case, data):
         assert_close(got, expected, W, f"FusedConv {activation or 'none'} ({name})")
 
 
+@st.composite
+def direct_3x3_cases(draw):
+    """Dense 3x3 convolutions that take the direct kernel (``cpu_conv.conv3x3_direct``): stride 1 or 2, any pads.
+
+    Output channels run across multiples of 4 (the kernel's block, padded
+    with zero filters), widths and pads across both column parities (stride
+    2 splits columns into even and odd), outputs from the kernel's minimum
+    of ``DIRECT_MIN_PIXELS`` = 16 pixels to several runs of
+    ``DIRECT_PIXELS`` = 512 positions (a run may end mid-row).
+    """
+    from minicnn.kernels import cpu_conv
+
+    stride = draw(st.sampled_from([1, 2]))
+    pads = [draw(st.integers(0, 3)) for _ in range(4)]
+    sizes = [draw(st.integers(max(1, 3 - pads[i] - pads[i + 2]), 40)) for i in range(2)]
+    out_pixels = np.prod([(sizes[i] + pads[i] + pads[i + 2] - 3) // stride + 1 for i in range(2)])
+    assume(out_pixels >= cpu_conv.DIRECT_MIN_PIXELS)
+    n, c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 10))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X = rng.standard_normal((n, c_in, *sizes), dtype=np.float32)
+    W = rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32)
+    B = rng.standard_normal(c_out, dtype=np.float32) if draw(st.booleans()) else None
+    return X, W, B, dict(strides=[stride, stride], pads=pads)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=direct_3x3_cases(), activation=st.sampled_from(["", "Relu", "PRelu"]), with_residual=st.booleans(),
+       data=st.data())
+def test_direct_3x3_matches_onnxruntime(n_threads, case, activation, with_residual, data):
+    """The direct 3x3 kernel, split into bands of rows between threads, with bias, residual and activation."""
+    from minicnn.kernels import cpu_conv
+
+    X, W, B, attrs = case
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
+    out_shape = ort_conv(X, W, B, attrs).shape
+    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
+    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
+        patch.setattr(cpu_conv, "MIN_PARALLEL_MACS", 0)  # split even these small convolutions into bands
+        patch.setattr(cpu_conv, "CHUNK_MACS", 2_000)
+        got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual, **attrs,
+                          activation=activation)
+    assert_close(got, expected, W, f"direct 3x3 kernel, stride {attrs['strides'][0]}, {n_threads} threads")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 2), c_in=st.integers(1, 11), c_out=st.integers(1, 10), h=st.integers(4, 30),
+       w=st.integers(4, 40), activation=st.sampled_from(["", "Relu", "PRelu"]), with_residual=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_pointwise_direct_matches_onnxruntime(n_threads, n, c_in, c_out, h, w, activation, with_residual, seed):
+    """1x1 convolutions with small weight matrices take ``cpu_conv.pointwise_direct``.
+
+    Input channels run across multiples of 3 (the kernel adds 3 per pass,
+    then the rest one by one), output channels across multiples of 4, and
+    images up to 1200 pixels, several runs of ``DIRECT_PIXELS`` = 512.
+    """
+    from minicnn.kernels import cpu_conv
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, c_in, h, w), dtype=np.float32)
+    W = rng.standard_normal((c_out, c_in, 1, 1), dtype=np.float32)
+    B = rng.standard_normal(c_out, dtype=np.float32)
+    slope = rng.uniform(-0.5, 0.5, (c_out, 1, 1)).astype(np.float32)
+    residual = rng.standard_normal((n, c_out, h, w), dtype=np.float32) if with_residual else None
+    expected = ort_conv_chain(X, W, B, {}, activation, slope, residual)
+    with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
+        patch.setattr(cpu_conv, "MIN_PARALLEL_MACS", 0)  # split even these small convolutions into pixel ranges
+        patch.setattr(cpu_conv, "CHUNK_MACS", 2_000)
+        got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual,
+                          activation=activation)
+    assert_close(got, expected, W, f"direct 1x1 kernel, {n_threads} threads")
+
+
 def test_fused_conv_takes_residual_positionally():
     """The executor passes a node's inputs in order: X, W, B, slope, residual."""
     rng = np.random.default_rng(3)

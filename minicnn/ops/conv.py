@@ -22,9 +22,10 @@ This file computes that same sum three ways, side by side:
    ``np.matmul`` hands to BLAS. This is the registered NumPy reference ``Conv``.
 3. :func:`Conv_numba` (its kernels are in ``minicnn.kernels.cpu_conv``): the
    fast path. It picks a strategy per shape: 1x1 convolutions are a plain
-   GEMM on the NCHW view, depthwise convolutions run a direct loop kernel,
-   the rest im2col, a few output rows at a time, into a reused buffer; bias
-   and activation are applied to each block of output while it is in cache.
+   GEMM on the NCHW view, depthwise convolutions and 3x3 convolutions with
+   few output channels run direct loop kernels, the rest im2col, a few
+   output rows at a time, into a reused buffer; bias and activation are
+   applied to each block of output while it is in cache.
 
 All three are checked against onnxruntime on the same random cases
 (``tests/test_ops_conv.py``).
