@@ -86,10 +86,13 @@ from numba import njit  # noqa: E402
 ACTIVATION_CODES = {"": 0, "Relu": 1, "LeakyRelu": 2, "PRelu": 3, "Sigmoid": 4, "Clip": 5}
 
 # Below this many multiply-adds a convolution runs on one thread: handing
-# work to another thread costs tens of microseconds plus the GIL round trips
-# of each chunk, and on the zoo's 14x14..28x28 1x1 convolutions (10-30M
-# multiply-adds, 0.3-0.7 ms) two threads measured slower than one.
-MIN_PARALLEL_MACS = 16_000_000
+# work to another thread costs 15-50 microseconds (waking it, the GIL round
+# trips of each chunk), and a layer's data is cold in the other core's cache.
+# Measured whole models at 2 threads (interleaved runs, 640x640 detectors):
+# 4M instead of 16M made SCRFD, RetinaFace and YuNet 5-12 % faster and
+# 2d106det 7 % slower; 2M or 1M gained nothing more that stood out of the
+# noise; recognition nets changed by less than the noise.
+MIN_PARALLEL_MACS = 4_000_000
 
 # im2col works in bands of output rows whose columns take about this many
 # bytes: small enough to stay in a core's L2 cache between being written and
