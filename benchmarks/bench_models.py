@@ -90,10 +90,21 @@ def ort_session(path: Path, n_threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+# Outputs whose values are all smaller than this are compared at this scale: YuNet's objectness maps
+# peak at 8e-6 on the benchmark photo, where onnxruntime's Sigmoid has an absolute error of up to
+# 1.4e-7 (measured against float64 on inputs in [-20, -10]), 2 % of the output's largest value.
+MIN_SCALE = 1e-3
+# A minicnn runner whose outputs differ more than this from onnxruntime's is not timed: the run stops.
+# (onnx.reference's own error is reported, not checked: its opset-9 BatchNormalization mixes the batch's
+# statistics into the running ones, as in training, so on 2d106det it is 0.37 off.)
+TOLERANCE = 1e-3
+
+
 def max_rel(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """The worst ``max |a - b| / max(max |b|, MIN_SCALE)`` over the outputs: error relative to each output's range."""
     worst = 0.0
     for x, y in zip(a, b):
-        scale = float(np.abs(y).max()) or 1.0
+        scale = max(float(np.abs(y).max()), MIN_SCALE)
         worst = max(worst, float(np.abs(x.astype(np.float64) - y).max()) / scale)
     return worst
 
@@ -141,6 +152,10 @@ def bench_model(name: str, path: Path, shape, rounds: int, all_threads: int, wit
         errors["onnx.reference"] = max_rel(ev.run(None, feeds), expected)
         slow["onnx.reference"] = lambda: ev.run(None, feeds)
 
+    wrong = {k: v for k, v in errors.items() if k.startswith("minicnn") and v > TOLERANCE}
+    if wrong:
+        raise SystemExit(f"{name} {shape}: outputs differ from onnxruntime beyond {TOLERANCE:g} (relative): "
+                         + ", ".join(f"{k} {v:.1e}" for k, v in wrong.items()) + "; not timing wrong results")
     times: dict[str, list[float]] = {k: [] for k in [*runners, *slow]}
     for r in range(rounds):
         for label, fn in runners.items():
@@ -168,8 +183,8 @@ def report(results: list[dict], all_threads: int) -> str:
     with_cuda = any("minicnn-cuda" in r["ms"] for r in results)
     if with_cuda:
         head += ["minicnn cuda ms", "cuda speed-up vs numba"]
-    head += ["numpy ref ms", "onnx.reference ms", "x faster than onnx.reference", "minicnn max rel err",
-             "first call s"]
+    head += ["numpy ref ms", "onnx.reference ms", "x faster than onnx.reference (1t)", "minicnn max rel err",
+             "onnx.reference max rel err", "first call s"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for r in results:
@@ -179,16 +194,20 @@ def report(results: list[dict], all_threads: int) -> str:
             m, o = ms[f"minicnn-numba {n}t"], ms[f"onnxruntime {n}t"]
             row += [f"{m:.1f}", f"{o:.1f}", f"{m / o:.2f}"]
         best = ms[f"minicnn-numba {all_threads}t"]
+        single = ms["minicnn-numba 1t"]
         if with_cuda:
             row += [f"{ms['minicnn-cuda']:.1f}", f"{best / ms['minicnn-cuda']:.1f}"]
         ref = ms.get("onnx.reference")
-        row += [f"{ms['minicnn-numpy']:.1f}", f"{ref:.0f}" if ref else "-", f"{ref / best:.0f}" if ref else "-",
+        row += [f"{ms['minicnn-numpy']:.1f}", f"{ref:.0f}" if ref else "-", f"{ref / single:.0f}" if ref else "-",
                 f"{max(v for k, v in r['max_rel_err'].items() if k.startswith('minicnn')):.1e}",
+                f"{r['max_rel_err']['onnx.reference']:.1e}" if "onnx.reference" in r["max_rel_err"] else "-",
                 f"{r['first_call_s'][f'minicnn-numba {all_threads}t']:.2f}"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append("ratio = minicnn numba latency / onnxruntime latency at the same thread count (lower is better; "
-                 "target <= 1.5). first call = the first run of a fresh session (plan building and, on a cold "
+                 "target <= 1.5). x faster than onnx.reference compares minicnn at 1 thread (onnx.reference runs "
+                 "NumPy with single-threaded BLAS here). max rel err = the worst max |minicnn - ORT| / max |ORT| "
+                 "over the outputs (scale at least 1e-3). first call = the first run of a fresh session (plan building and, on a cold "
                  "cache, Numba compilation).")
     return "\n".join(lines)
 
