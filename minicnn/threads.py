@@ -2,9 +2,8 @@
 
 Three thread pools could run minicnn's fast CPU path: OpenBLAS's (the GEMMs
 of the convolutions), Numba's (``prange`` loop kernels) and a plain Python
-thread pool. They take turns, never run nested, but they can still fight,
-for three reasons measured on this project's machines (see ``shared/PERF.md``
-and ``benchmarks/bench_conv_cpu.py``):
+thread pool. They can fight, for three reasons measured on this project's
+machines (see ``shared/PERF.md`` and ``benchmarks/bench_conv_cpu.py``):
 
 * Numba's default threading layer on Linux is OpenMP, whose idle threads spin
   for a while after each parallel loop. OpenBLAS's threads spin too. On a
@@ -21,21 +20,27 @@ and ``benchmarks/bench_conv_cpu.py``):
 * Both pools default to one thread per core, so "1 thread" has to be set
   in two places to mean what it says.
 
-So minicnn owns the cores itself. The convolution kernels split their work
-into a few independent chunks per thread (bands of output rows, blocks of
-output channels) and hand them to ``run_parallel``: each chunk runs
-single-threaded BLAS and a single-threaded Numba kernel that releases the
-GIL. Free threads take the next chunk, so a thread the OS does not schedule
-for a while (another process wants the core) delays nothing: the others do
-its share. Waiting is a blocking wait, never a spin. ``configure(n)`` and
-``limit(n)`` set the thread count, pin OpenBLAS to 1 thread, and give Numba
-``n`` threads for the ``prange`` kernels of other ops, so minicnn compared
-with onnxruntime "at n threads" really uses n cores.
+So minicnn owns the cores itself. Its kernels split their work into a few
+independent chunks per thread (bands of output rows, blocks of output
+channels, ranges of planes or values) and hand them to ``run_parallel``:
+each chunk runs single-threaded BLAS and a single-threaded Numba kernel
+that releases the GIL. No minicnn kernel uses ``prange``: besides the
+fights above, launching a ``prange`` loop on the ``workqueue`` layer cost
+about 90 microseconds even on one thread (measured), more than the whole
+pooling or activation layer of a small model; a job handed to
+``run_parallel`` costs 15-50 microseconds, and work too small to be worth
+even that stays on the calling thread. Free threads take the next chunk,
+so a thread the OS does not schedule for a while (another process wants the
+core) delays nothing: the others do its share. Waiting is a blocking wait,
+never a spin. ``configure(n)`` and ``limit(n)`` set the thread count, pin
+OpenBLAS to 1 thread, and give Numba ``n`` threads (for any ``prange`` code
+of your own), so minicnn compared with onnxruntime "at n threads" really
+uses n cores.
 
-One caution follows from the ``workqueue`` layer: it does not let two
-Python threads launch ``prange`` kernels at the same moment, so do not run
-minicnn sessions from several Python threads at once (the convolution
-kernels themselves never use ``prange``).
+One caution: ``configure`` and ``limit`` set process-wide state, and every
+job splits itself for all the threads it is given. To run sessions from
+several Python threads at once, call ``configure(1)`` first so that each
+runs on one core instead of all of them fighting for every core.
 
 Usage::
 
@@ -214,6 +219,23 @@ def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
     work.all_done.wait()
     if work.error is not None:
         raise work.error
+
+
+def run_ranges(task: Callable[[int, int], None], total: int, parallel: bool) -> None:
+    """Call ``task(lo, hi)`` on contiguous ranges that cover ``range(total)``.
+
+    With ``parallel`` false, once, on the calling thread: the caller decides
+    that the work is too small to be worth a hand-off (15-50 microseconds
+    per job on 2 cores). Otherwise two ranges per thread, handed out by
+    :func:`run_parallel`; ``task`` must release the GIL (a ``nogil`` Numba
+    kernel) for the ranges to overlap.
+    """
+    pieces = min(total, 2 * num_threads()) if parallel else 1
+    if pieces <= 1:
+        task(0, total)
+        return
+    bounds = [total * k // pieces for k in range(pieces + 1)]
+    run_parallel(lambda k: task(bounds[k], bounds[k + 1]), pieces)
 
 
 def numba_threading_layer() -> str:

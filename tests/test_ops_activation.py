@@ -129,3 +129,21 @@ def test_prelu_bad_slope_is_an_input_error():
     for fn in OPS["PRelu"].values():
         with pytest.raises(InputError, match="slope"):
             fn(floats((1, 3, 4, 4), 0), floats((3,), 1))  # (3,) lines up with W=4, not C
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@settings(max_examples=20, deadline=None)
+@given(shape=nchw, seed=seeds, alpha=st.floats(0.0, 1.0, width=32))
+def test_activations_split_between_threads(n_threads, shape, seed, alpha):
+    """Large tensors are split into ranges run by several threads (``cpu_activation.MIN_PARALLEL_VALUES``); forced
+    here on small ones: the same results."""
+    from minicnn import threads
+    from minicnn.kernels import cpu_activation
+
+    x = floats(shape, seed)
+    slope = floats((shape[1], 1, 1), seed + 1, 0, 1)
+    with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
+        patch.setattr(cpu_activation, "MIN_PARALLEL_VALUES", 0)
+        check_op("Relu", [x], **EXACTISH)
+        check_op("LeakyRelu", [x], {"alpha": alpha}, **EXACTISH)
+        check_op("PRelu", [x, slope], **EXACTISH)

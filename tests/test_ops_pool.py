@@ -145,3 +145,20 @@ def test_pool_2d_sweep(case, seed, op, count_include_pad):
         assume("dilations" not in attrs)
         attrs = dict(attrs, count_include_pad=count_include_pad)
     check_op(op, [floats(shape, seed)], attrs, opset=12, **(EXACT if op == "MaxPool" else AVERAGE))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@settings(max_examples=40, deadline=None)
+@given(case=pool_case(2), seed=seeds)
+def test_pools_split_between_threads(n_threads, case, seed):
+    """Large inputs have their planes split between threads (``cpu_pool.MIN_PARALLEL_VALUES``); forced here on small
+    ones: the same exact results."""
+    from minicnn import threads
+    from minicnn.kernels import cpu_pool
+
+    shape, attrs = case
+    with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
+        patch.setattr(cpu_pool, "MIN_PARALLEL_VALUES", 0)
+        check_op("MaxPool", [floats(shape, seed)], attrs, opset=12, **EXACT)
+        if "dilations" not in attrs:
+            check_op("AveragePool", [floats(shape, seed)], attrs, opset=12, atol=1e-6, rtol=1e-6)

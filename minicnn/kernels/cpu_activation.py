@@ -8,8 +8,12 @@ An activation reads one value and writes one value: it is limited by memory
 bandwidth, not arithmetic. NumPy already streams through memory, so a kernel
 only wins where NumPy makes *several* passes (``np.where(x >= 0, x, x *
 alpha)`` reads ``x`` twice and allocates two temporaries) or where it can
-split the work over cores. Each kernel is one pass over a flat float32 array,
-split over Numba's threads with ``prange`` (how many: ``minicnn.threads``).
+split the work over cores. Each kernel is one pass over a range of a flat
+float32 array; large arrays are split into ranges run by minicnn's threads
+(``minicnn.threads.run_ranges``). An earlier version split them with
+Numba's ``prange``; with the ``workqueue`` threading layer a ``prange``
+launch costs about 90 microseconds even on one thread (measured), more than
+the whole activation of a small model's layer.
 
 There is deliberately no Sigmoid kernel: without Intel's SVML library Numba
 calls a scalar ``exp`` per value, and NumPy's vectorised ``exp`` was 2.5x
@@ -24,50 +28,60 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import threads  # noqa: F401  (first: chooses Numba's threading layer before numba is imported)
-from numba import njit, prange  # noqa: E402
+from .. import threads  # (first: chooses Numba's threading layer before numba is imported)
+from numba import njit  # noqa: E402
 
-# A flat array is cut into blocks of this many values; each block is one
-# prange iteration (fine enough to balance 2-16 threads, coarse enough that
-# scheduling costs nothing next to the work).
-BLOCK = 16384
-
-
-@njit(parallel=True, cache=True)
-def leaky_relu(x, alpha, out):
-    """``out = x if x >= 0 else alpha * x`` over flat arrays (alpha = 0 is Relu)."""
-    n = x.size
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        # Slices indexed from 0 let LLVM drop Numba's negative-index checks and vectorise the loop.
-        src = x[b * BLOCK:min(n, (b + 1) * BLOCK)]
-        dst = out[b * BLOCK:min(n, (b + 1) * BLOCK)]
-        for i in range(src.size):
-            v = src[i]
-            dst[i] = v if v >= 0 else v * alpha
+# Below this many values an activation runs on the calling thread alone;
+# above it, in ranges split between minicnn's threads (threads.run_ranges).
+# An activation streams through memory, so a second core only pays off on
+# large tensors.
+MIN_PARALLEL_VALUES = 1 << 18
 
 
-@njit(parallel=True, cache=True)
-def relu(x, out):
-    """``out = max(x, 0)`` over flat arrays."""
-    n = x.size
+@njit(nogil=True, cache=True)
+def _leaky_relu_range(x, alpha, out, lo, hi):
+    # Slices indexed from 0 let LLVM drop Numba's negative-index checks and vectorise the loop.
+    src = x[lo:hi]
+    dst = out[lo:hi]
+    for i in range(src.size):
+        v = src[i]
+        dst[i] = v if v >= 0 else v * alpha
+
+
+@njit(nogil=True, cache=True)
+def _relu_range(x, out, lo, hi):
     zero = np.float32(0)
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        src = x[b * BLOCK:min(n, (b + 1) * BLOCK)]
-        dst = out[b * BLOCK:min(n, (b + 1) * BLOCK)]
-        for i in range(src.size):
-            v = src[i]
-            dst[i] = zero if v < zero else v  # written so that NaN stays NaN, as in np.maximum
+    src = x[lo:hi]
+    dst = out[lo:hi]
+    for i in range(src.size):
+        v = src[i]
+        dst[i] = zero if v < zero else v  # written so that NaN stays NaN, as in np.maximum
 
 
-@njit(parallel=True, cache=True)
-def prelu_channels(x, slope, out):
-    """PRelu with one slope per channel: ``x``/``out`` are (N*C, H*W), ``slope`` has C values."""
-    rows, cols = x.shape
+@njit(nogil=True, cache=True)
+def _prelu_rows(x, slope, out, lo, hi):
     channels = slope.size
-    for r in prange(rows):
+    for r in range(lo, hi):
         s = slope[r % channels]
         src = x[r]
         dst = out[r]
-        for j in range(cols):
+        for j in range(src.size):
             v = src[j]
             dst[j] = v if v >= 0 else v * s
+
+
+def leaky_relu(x: np.ndarray, alpha: np.float32, out: np.ndarray) -> None:
+    """``out = x if x >= 0 else alpha * x`` over flat float32 arrays (alpha = 0 is Relu)."""
+    threads.run_ranges(lambda lo, hi: _leaky_relu_range(x, alpha, out, lo, hi), x.size,
+                       x.size >= MIN_PARALLEL_VALUES)
+
+
+def relu(x: np.ndarray, out: np.ndarray) -> None:
+    """``out = max(x, 0)`` over flat float32 arrays."""
+    threads.run_ranges(lambda lo, hi: _relu_range(x, out, lo, hi), x.size, x.size >= MIN_PARALLEL_VALUES)
+
+
+def prelu_channels(x: np.ndarray, slope: np.ndarray, out: np.ndarray) -> None:
+    """PRelu with one slope per channel: ``x``/``out`` are (N*C, H*W) float32, ``slope`` has C values."""
+    threads.run_ranges(lambda lo, hi: _prelu_rows(x, slope, out, lo, hi), x.shape[0],
+                       x.size >= MIN_PARALLEL_VALUES)

@@ -5,8 +5,10 @@ in ``minicnn.ops.pool`` with the geometry (padding, ``ceil_mode``,
 ``auto_pad``) resolved there; these kernels receive the resolved numbers.
 Both are checked against onnxruntime in ``tests/test_ops_pool.py``.
 
-Each (image, channel) plane is independent, so the planes are split over
-Numba's threads with ``prange``. Inside a plane, for every output pixel the
+Each (image, channel) plane is independent, so the planes of a large
+input are split between minicnn's threads (``threads.run_ranges``; an
+earlier ``prange`` version paid about 90 microseconds per call for Numba's
+thread launch, even on one thread: more than a small model's whole pool). Inside a plane, for every output pixel the
 range of kernel taps that fall inside the image is computed once, so the
 inner loops carry no bounds test: padding never enters a max, and for an
 average it only counts in the divisor (``count_include_pad``).
@@ -30,8 +32,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import threads  # noqa: F401  (first: chooses Numba's threading layer before numba is imported)
-from numba import njit, prange  # noqa: E402
+from .. import threads  # (first: chooses Numba's threading layer before numba is imported)
+from numba import njit  # noqa: E402
+
+# Below this many input values a pool runs on the calling thread alone;
+# above it, its (image, channel) planes are split between minicnn's threads
+# (threads.run_ranges).
+MIN_PARALLEL_VALUES = 1 << 18
 
 
 @njit(inline="always")
@@ -49,9 +56,9 @@ def _tap_range(start, k, d, size):
     return lo, max(lo, hi)
 
 
-@njit(parallel=True, cache=True)
-def max_pool2d(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left):
-    """``out[n, c, i, j]`` = max of ``x[n, c]`` over the window of output pixel (i, j), padding excluded.
+@njit(nogil=True, cache=True)
+def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo, hi):
+    """``out[n, c, i, j]`` = max of ``x[n, c]`` over the window of (i, j), padding excluded; planes ``n*C + c`` in lo:hi.
 
     A 2-D max is a max of maxes, so each output row takes two passes:
 
@@ -75,7 +82,7 @@ def max_pool2d(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left):
     lowest = np.float32(-3.4028234663852886e38)
     n_starts = (out_w - 1) * s_w + 1  # window start columns, of which every s_w-th is an output
     span = max(n_starts + (k_w - 1) * d_w, pad_left + width)
-    for plane in prange(n_img * channels):
+    for plane in range(lo, hi):
         n = plane // channels
         c = plane % channels
         src = x[n, c]
@@ -103,10 +110,10 @@ def max_pool2d(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left):
                 dst[i, j] = window_max[j * s_w]
 
 
-@njit(parallel=True, cache=True)
-def average_pool2d(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, pad_bottom, pad_right,
-                   count_include_pad):
-    """``out[n, c, i, j]`` = mean of ``x[n, c]`` over the window of output pixel (i, j).
+@njit(nogil=True, cache=True)
+def _average_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, pad_bottom, pad_right,
+                         count_include_pad, lo, hi):
+    """``out[n, c, i, j]`` = mean of ``x[n, c]`` over the window of output pixel (i, j); planes ``n*C + c`` in lo:hi.
 
     The divisor is the number of taps inside the image, or with
     ``count_include_pad`` the number inside the *padded* image (taps past
@@ -114,7 +121,7 @@ def average_pool2d(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, pad_
     """
     n_img, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
-    for plane in prange(n_img * channels):
+    for plane in range(lo, hi):
         n = plane // channels
         c = plane % channels
         src = x[n, c]
@@ -138,3 +145,19 @@ def average_pool2d(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, pad_
                 else:
                     count = (u_hi - u_lo) * (v_hi - v_lo)
                 dst[i, j] = total / np.float32(count) if count > 0 else np.float32(np.nan)
+
+
+def max_pool2d(x: np.ndarray, out: np.ndarray, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int,
+               pad_top: int, pad_left: int) -> None:
+    """Max pooling of float32 (N, C, H, W) ``x`` into ``out`` (see :func:`_max_pool_planes`)."""
+    threads.run_ranges(lambda lo, hi: _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left,
+                                                       lo, hi),
+                       x.shape[0] * x.shape[1], x.size >= MIN_PARALLEL_VALUES)
+
+
+def average_pool2d(x: np.ndarray, out: np.ndarray, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int,
+                   pad_top: int, pad_left: int, pad_bottom: int, pad_right: int, count_include_pad: bool) -> None:
+    """Average pooling of float32 (N, C, H, W) ``x`` into ``out`` (see :func:`_average_pool_planes`)."""
+    threads.run_ranges(lambda lo, hi: _average_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left,
+                                                           pad_bottom, pad_right, count_include_pad, lo, hi),
+                       x.shape[0] * x.shape[1], x.size >= MIN_PARALLEL_VALUES)
