@@ -90,6 +90,7 @@ def _choose_threading_layer() -> None:
 _choose_threading_layer()
 
 _blas_limiter = None  # the threadpoolctl limiter of the last configure(), kept alive on purpose
+_controller = None  # threadpoolctl.ThreadpoolController, see _blas_controller()
 _num_threads: int | None = None  # pieces run_parallel may use; None: every available core
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -100,6 +101,23 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, scanned once (by ``configure``, or on first use).
+
+    Scanning the process's libraries takes 1-2 ms; ``threadpool_limits``
+    scans on every call, which made each ``limit`` block cost 1.2 ms (it
+    was inside every timed run of the benchmarks). Setting the limit
+    through the kept controller costs about 10 microseconds. A BLAS library
+    loaded after the scan is not limited until the next ``configure``.
+    """
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def _check(num_threads: int | None) -> int:
@@ -127,11 +145,11 @@ def configure(num_threads: int | None = None) -> int:
     thread, and Numba's ``prange`` gets ``num_threads`` threads (clamped to
     the pool size Numba started with, ``NUMBA_NUM_THREADS``).
     """
-    global _blas_limiter, _num_threads
-    from threadpoolctl import threadpool_limits
+    global _blas_limiter, _controller, _num_threads
 
     n = _check(num_threads)
-    _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+    _controller = None  # look again for BLAS libraries loaded since the last scan
+    _blas_limiter = _blas_controller().limit(limits=1, user_api="blas")
     _set_numba_threads(n)
     _num_threads = n
     return n
@@ -141,11 +159,10 @@ def configure(num_threads: int | None = None) -> int:
 def limit(num_threads: int | None) -> Iterator[int]:
     """Context manager: minicnn uses ``num_threads`` cores inside the block, then the old settings again."""
     global _num_threads
-    from threadpoolctl import threadpool_limits
 
     n = _check(num_threads)
     saved = _num_threads
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         old = _set_numba_threads(n)
         _num_threads = n
         try:

@@ -88,11 +88,13 @@ ACTIVATION_CODES = {"": 0, "Relu": 1, "LeakyRelu": 2, "PRelu": 3, "Sigmoid": 4, 
 # Below this many multiply-adds a convolution runs on one thread: handing
 # work to another thread costs 15-50 microseconds (waking it, the GIL round
 # trips of each chunk), and a layer's data is cold in the other core's cache.
-# Measured whole models at 2 threads (interleaved runs, 640x640 detectors):
-# 4M instead of 16M made SCRFD, RetinaFace and YuNet 5-12 % faster and
-# 2d106det 7 % slower; 2M or 1M gained nothing more that stood out of the
-# noise; recognition nets changed by less than the noise.
-MIN_PARALLEL_MACS = 4_000_000
+# Measured whole models at 2 threads (interleaved runs, 640x640 detectors),
+# ms at a threshold of 4M / 8M / 16M multiply-adds: SCRFD 36.6 / 39.9 /
+# 41.1, YuNet 25.3 / 25.6 / 28.5, RetinaFace 43.4 / 43.8 / 45.6, 2d106det
+# 7.2 / 6.7 / 6.2, 3DDFA 9.6 / 9.4 / 10.0, w600k_mbf 22.3 / 21.6 / 21.3.
+# The small models gain nothing from a second thread at all; 8M is the
+# compromise.
+MIN_PARALLEL_MACS = 8_000_000
 
 # im2col works in bands of output rows whose columns take about this many
 # bytes: small enough to stay in a core's L2 cache between being written and
