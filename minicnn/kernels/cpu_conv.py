@@ -66,12 +66,22 @@ of ``benchmarks/bench_conv_cpu.py``):
    2 through a split of the input into phases): on the 27 such shapes of
    the three detectors, 1.35-1.5x faster in all than banded im2col + BLAS
    at 1 thread (up to 3x on heads with 2-8 output channels; the 640x640
-   stem 1.2-2x), detectors 1.1-1.2x faster end to end (this file). Tried and dropped: one tap per pass (no faster than
-   im2col), all 9 taps per pass, 8 output channels per block, or 2 input
-   channels per pass (registers or LLVM's overlap checks run out: 1.3-2.3x
-   slower than 3 taps x 4 channels), runs of 256 or 1024 pixels instead of
-   512, a direct 1x1 kernel (40 GFLOP/s, half of what BLAS reaches), and
-   banding 1x1 convolutions at 1 thread (no gain).
+   stem 1.2-2x), detectors 1.1-1.2x faster end to end (this file). Tried
+   and dropped: one tap per pass (no faster than im2col), all 9 taps per
+   pass, 8 output channels per block, or 2 input channels per pass
+   (registers or LLVM's overlap checks run out: 1.3-2.3x slower than 3 taps
+   x 4 channels), runs of 256 or 1024 pixels instead of 512, a direct 1x1
+   kernel (40 GFLOP/s, half of what BLAS reaches), and banding 1x1
+   convolutions at 1 thread (no gain).
+7. Tried and dropped for depthwise 3x3: the same padded-row trick (phase
+   planes, runs of flat positions, 3 taps per pass), either over the whole
+   padded image at once or channel by channel with the epilogue applied to
+   whole runs. Measured on 15 zoo shapes at 1 thread: 1.2x faster at
+   stride 2 without residual, 1.6-2.3x *slower* at stride 1; all in all
+   1.5x slower than :func:`depthwise_conv3x3`, which stays. onnxruntime is
+   2.4-5x faster than both on SCRFD's depthwise layers (its NCHWc layout
+   puts 16 channels in one vector register, so small 20x20 planes cost no
+   loop overhead); it stays minicnn's largest gap.
 """
 
 from __future__ import annotations
