@@ -315,6 +315,37 @@ def test_direct_3x3_matches_onnxruntime(n_threads, case, activation, with_residu
     assert_close(got, expected, W, f"direct 3x3 kernel, stride {attrs['strides'][0]}, {n_threads} threads")
 
 
+@st.composite
+def depthwise_3x3_cases(draw):
+    """Depthwise 3x3 convolutions (``cpu_conv.depthwise_conv3x3``): strides 1 or 2 in each direction (stride 2
+    along rows splits the window's rows into even and odd columns), asymmetric pads, odd and even sizes from 1 to
+    40, depth multiplier 1 or 2."""
+    strides = [draw(st.sampled_from([1, 2])) for _ in range(2)]
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    sizes = [draw(st.integers(max(1, 3 - pads[i] - pads[i + 2]), 40)) for i in range(2)]
+    n, channels, multiplier = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 2))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X = rng.standard_normal((n, channels, *sizes), dtype=np.float32)
+    W = rng.standard_normal((channels * multiplier, 1, 3, 3), dtype=np.float32)
+    B = rng.standard_normal(channels * multiplier, dtype=np.float32) if draw(st.booleans()) else None
+    return X, W, B, dict(strides=strides, pads=pads, group=channels)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=depthwise_3x3_cases(), activation=st.sampled_from(["", "Relu", "PRelu"]), with_residual=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_depthwise_3x3_matches_onnxruntime(case, activation, with_residual, seed):
+    X, W, B, attrs = case
+    rng = np.random.default_rng(seed)
+    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
+    out_shape = ort_conv(X, W, B, attrs).shape
+    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
+    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual, **attrs,
+                      activation=activation)
+    assert_close(got, expected, W, f"depthwise 3x3 kernel, strides {attrs['strides']}, pads {attrs['pads']}")
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 2), c_in=st.integers(1, 11), c_out=st.integers(1, 10), h=st.integers(4, 30),

@@ -519,15 +519,21 @@ def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, s
     multiplier = c_out // channels
     # The padded region the windows read: rows 0 .. (out_h-1)*s_h + 2, image row r at buffer row r + pad_top.
     padded = np.zeros(((out_h - 1) * s_h + 3, (out_w - 1) * s_w + 3), dtype=np.float32)
+    even = np.empty((3, out_w + 1), dtype=np.float32)  # stride 2: the even and odd columns of a window's rows
+    odd = np.empty((3, out_w), dtype=np.float32)
     row_lo, row_hi = max(0, -pad_top), min(height, padded.shape[0] - pad_top)
     col_lo, col_hi = max(0, -pad_left), min(width, padded.shape[1] - pad_left)
     for nm in range(nm0, nm1):
         n = nm // c_out
         m = nm % c_out
         c = m // multiplier
+        width_in = col_hi - col_lo
         for r in range(row_lo, row_hi):
-            for q in range(col_hi - col_lo):
-                padded[r + pad_top, col_lo + pad_left + q] = x[n, c, r, col_lo + q]
+            # Row views indexed from 0: LLVM then knows no index is negative and vectorises the copy.
+            dst = padded[r + pad_top, col_lo + pad_left:col_lo + pad_left + width_in]
+            src_row = x[n, c, r, col_lo:col_hi]
+            for q in range(width_in):
+                dst[q] = src_row[q]
         b = bias[m]
         w00, w01, w02 = w[m, 0, 0], w[m, 0, 1], w[m, 0, 2]
         w10, w11, w12 = w[m, 1, 0], w[m, 1, 1], w[m, 1, 2]
@@ -540,8 +546,24 @@ def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, s
                 for j in range(out_w):
                     y[n, m, i, j] = _taps3(padded, top, j, b, w00, w01, w02, w10, w11, w12, w20, w21, w22)
             elif s_w == 2:
+                # Split the window's 3 padded rows into even and odd columns (contiguous copies), so that the
+                # 9 taps read contiguous arrays and the loops vectorise; reading every other value in place
+                # was 3-5x slower than onnxruntime.
+                for u in range(3):
+                    src = padded[top + u]
+                    ev = even[u]
+                    od = odd[u]
+                    for k in range(out_w):
+                        ev[k] = src[2 * k]
+                        od[k] = src[2 * k + 1]
+                    ev[out_w] = src[2 * out_w]
+                out_row = y[n, m, i]
+                e0, e1, e2 = even[0], even[1], even[2]
+                o0, o1, o2 = odd[0], odd[1], odd[2]
                 for j in range(out_w):
-                    y[n, m, i, j] = _taps3(padded, top, 2 * j, b, w00, w01, w02, w10, w11, w12, w20, w21, w22)
+                    out_row[j] = (b + w00 * e0[j] + w01 * o0[j] + w02 * e0[j + 1]
+                                  + w10 * e1[j] + w11 * o1[j] + w12 * e1[j + 1]
+                                  + w20 * e2[j] + w21 * o2[j] + w22 * e2[j + 1])
             else:
                 for j in range(out_w):
                     y[n, m, i, j] = _taps3(padded, top, j * s_w, b, w00, w01, w02, w10, w11, w12, w20, w21,
