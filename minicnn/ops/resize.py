@@ -39,7 +39,9 @@ tensor counts as absent). Opset 18 adds ``axes`` and
 
 Not supported (``UnsupportedOpError``): ``mode="cubic"``,
 ``tf_crop_and_resize`` and ``antialias=1``. NumPy's fancy indexing is the
-whole computation, so there is no separate fast path.
+whole computation of the reference. The fast path (backend "numba") covers
+the zoo's case, nearest over H and W of a float32 NCHW tensor: the same
+index arrays, then one copy per output row (``minicnn.kernels.cpu_resize``).
 """
 
 from __future__ import annotations
@@ -181,16 +183,10 @@ def _check_modes(op: str, mode: str, coordinate_mode: str, nearest_mode: str) ->
         raise UnsupportedOpError(f"{op}: nearest_mode={nearest_mode!r} is not one of {', '.join(NEAREST_MODES)}")
 
 
-@register("Resize")
-def Resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
-           coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
-           extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",
-           nearest_mode="round_prefer_floor", opset=13):
-    """Resize ``X`` by ``scales`` or to ``sizes`` (see the module docstring for every mode).
-
-    ``cubic_coeff_a``, ``exclude_outside`` and ``extrapolation_value`` only
-    matter for the modes that are not supported.
-    """
+def _resize_plan(X, roi, scales, sizes, antialias, axes, coordinate_transformation_mode, keep_aspect_ratio_policy,
+                 mode, nearest_mode, opset) -> tuple:
+    """Resize's inputs and attributes checked and resolved: ``(x, out_shape, scales, mode, coordinate_mode,
+    nearest_mode)``, the arguments of :func:`resize`."""
     x = np.asarray(X)
     if opset < 11:
         # Resize-10 is Resize(X, scales): the second input is the scales, and the coordinates are asymmetric.
@@ -199,7 +195,7 @@ def Resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
         if scale_arr is None:
             raise InputError("Resize (opset 10) needs scales")
         out, used = _output_shape(x, scale_arr, None, list(range(x.ndim)), "stretch")
-        return resize(x, out, used, mode, "asymmetric", "simple")
+        return x, out, used, mode, "asymmetric", "simple"
     _check_modes("Resize", mode, coordinate_transformation_mode, nearest_mode)
     if antialias:
         raise UnsupportedOpError("Resize: antialias=1 is not supported")
@@ -211,15 +207,71 @@ def Resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
         raise InputError("Resize needs exactly one of scales and sizes")
     axes_l = list(range(x.ndim)) if axes is None else [int(a) % x.ndim for a in axes]
     out, used = _output_shape(x, scales, sizes, axes_l, keep_aspect_ratio_policy)
-    return resize(x, out, used, mode, coordinate_transformation_mode, nearest_mode)
+    return x, out, used, mode, coordinate_transformation_mode, nearest_mode
 
 
-@register("Upsample")
-def Upsample(X, scales=None, *, mode="nearest"):
-    """Enlarge ``X`` by ``scales`` (an input from opset 9, an attribute before): Resize-10's behaviour."""
+def _upsample_plan(X, scales, mode) -> tuple:
     x = np.asarray(X)
     _check_modes("Upsample", mode, "asymmetric", "floor")
     if _given(scales) is None:
         raise InputError("Upsample needs scales")
     out, used = _output_shape(x, _given(scales), None, list(range(x.ndim)), "stretch")
-    return resize(x, out, used, mode, "asymmetric", "simple")
+    return x, out, used, mode, "asymmetric", "simple"
+
+
+@register("Resize")
+def Resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
+           coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
+           extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",
+           nearest_mode="round_prefer_floor", opset=13):
+    """Resize ``X`` by ``scales`` or to ``sizes`` (see the module docstring for every mode).
+
+    ``cubic_coeff_a``, ``exclude_outside`` and ``extrapolation_value`` only
+    matter for the modes that are not supported.
+    """
+    return resize(*_resize_plan(X, roi, scales, sizes, antialias, axes, coordinate_transformation_mode,
+                                keep_aspect_ratio_policy, mode, nearest_mode, opset))
+
+
+@register("Upsample")
+def Upsample(X, scales=None, *, mode="nearest"):
+    """Enlarge ``X`` by ``scales`` (an input from opset 9, an attribute before): Resize-10's behaviour."""
+    return resize(*_upsample_plan(X, scales, mode))
+
+
+# ---------------------------------------------------------------------------
+# The fast path (backend "numba"): nearest over H and W of float32 NCHW
+# ---------------------------------------------------------------------------
+def resize_fast(x: np.ndarray, out_shape: list[int], scales: list[np.float32], mode: str, coordinate_mode: str,
+                nearest_mode: str) -> np.ndarray:
+    """:func:`resize` with its nearest-neighbour H x W case done by ``cpu_resize.nearest_2d``.
+
+    The index arrays are the reference's own (``source_coordinates`` and
+    ``nearest_indices``); anything else (linear, other axes, other dtypes)
+    is the reference itself.
+    """
+    if (mode != "nearest" or x.dtype != np.float32 or x.ndim != 4 or tuple(out_shape) == x.shape
+            or list(out_shape[:2]) != list(x.shape[:2]) or scales[0] != 1 or scales[1] != 1
+            or min(out_shape) < 1):
+        return resize(x, out_shape, scales, mode, coordinate_mode, nearest_mode)
+    from ..kernels import cpu_resize
+
+    rows, cols = (nearest_indices(source_coordinates(out_shape[a], x.shape[a], scales[a], coordinate_mode),
+                                  x.shape[a], nearest_mode, scales[a]) for a in (2, 3))
+    out = np.empty(out_shape, dtype=np.float32)
+    cpu_resize.nearest_2d(np.ascontiguousarray(x), rows, cols, out)
+    return out
+
+
+@register("Resize", backend="numba")
+def Resize_numba(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
+                 coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
+                 extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",
+                 nearest_mode="round_prefer_floor", opset=13):
+    return resize_fast(*_resize_plan(X, roi, scales, sizes, antialias, axes, coordinate_transformation_mode,
+                                     keep_aspect_ratio_policy, mode, nearest_mode, opset))
+
+
+@register("Upsample", backend="numba")
+def Upsample_numba(X, scales=None, *, mode="nearest"):
+    return resize_fast(*_upsample_plan(X, scales, mode))
