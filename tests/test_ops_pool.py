@@ -162,3 +162,10 @@ def test_pools_split_between_threads(n_threads, case, seed):
         check_op("MaxPool", [floats(shape, seed)], attrs, opset=12, **EXACT)
         if "dilations" not in attrs:
             check_op("AveragePool", [floats(shape, seed)], attrs, opset=12, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 2, 9, 7), (1, 1, 2, 2), (1, 2, 3, 5)])
+def test_two_by_two_stride_two_pool_one_pass(shape):
+    """2x2 stride-2 windows inside the image take their own one-pass kernel (YuNet's pools); odd sizes leave a
+    last row or column out."""
+    check_op("MaxPool", [floats(shape, 7)], {"kernel_shape": [2, 2], "strides": [2, 2]}, opset=12, **EXACT)

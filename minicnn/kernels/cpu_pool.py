@@ -24,6 +24,9 @@ Versions of ``max_pool2d``:
    vectorised too, then every ``s_w``-th kept (this file): 0.8-1.0 ms on
    that map, 3.6-6.5x faster than version 1 on 2x2/2 and padded 3x3/2
    pools (1 thread, interleaved runs; identical outputs).
+4. 2x2 windows at stride 2 inside the image (YuNet's four pools) in one
+   pass, each output the max of two neighbouring pairs: 0.13-0.19 ms on that
+   map, 3.1-5.5x faster than version 3 on YuNet's shapes (this file).
 
 Compiled for float32 (N, C, H, W) arrays only, cached on disk (``cache=True``).
 """
@@ -75,11 +78,32 @@ def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo
     windows), so neither pass tests bounds. Taps compare with ``>``, as in
     a plain loop starting from the lowest float32: the result is the same
     whatever the order, NaNs never win, and a window over padding only
-    gives the lowest float32.
+    gives the lowest float32. Inputs no model produces are handled
+    differently by onnxruntime 1.31: a window of -inf values gives -inf
+    there (here the lowest float32, except that onnxruntime too gives the
+    lowest float32 where the window touches the left padding), and a NaN
+    survives there where no later value of its window replaces it.
     """
     n_img, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     lowest = np.float32(-3.4028234663852886e38)
+    if (k_h == k_w == s_h == s_w == 2 and d_h == d_w == 1 and pad_top == pad_left == 0
+            and 2 * out_h <= height and 2 * out_w <= width):
+        # 2x2, stride 2, windows inside the image (YuNet's pools): each output is the max of 2 neighbouring
+        # pairs, one pass, vectorised (LLVM turns the pairs of neighbouring loads into shuffles).
+        for plane in range(lo, hi):
+            n = plane // channels
+            c = plane % channels
+            for i in range(out_h):
+                top = x[n, c, 2 * i]
+                bottom = x[n, c, 2 * i + 1]
+                dst = out[n, c, i]
+                for j in range(out_w):
+                    best = lowest
+                    for value in (top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]):
+                        best = value if value > best else best
+                    dst[j] = best
+        return
     n_starts = (out_w - 1) * s_w + 1  # window start columns, of which every s_w-th is an output
     span = max(n_starts + (k_w - 1) * d_w, pad_left + width)
     for plane in range(lo, hi):
