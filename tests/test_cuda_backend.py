@@ -8,7 +8,6 @@ convolutions of a few hundred terms, different summation orders).
 
 from __future__ import annotations
 
-import ctypes.util
 import logging
 import os
 import subprocess
@@ -21,18 +20,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from minicnn import cuda_backend
-from minicnn.errors import BackendUnavailableError
 
-if os.environ.get(cuda_backend.SIMULATOR_ENV) == "0":  # explicitly asked for the real device
-    try:
-        cuda_backend.check_available()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"{cuda_backend.SIMULATOR_ENV}=0 and no usable GPU: {exc}", allow_module_level=True)
-else:
-    try:
-        cuda_backend.enable_simulator()
-    except BackendUnavailableError as exc:  # numba.cuda already imported for a real GPU in this process
-        pytest.skip(f"cannot switch to the CUDA simulator: {exc}", allow_module_level=True)
+from cuda_mode import driver_present, use_simulator_or_device
+
+use_simulator_or_device()
 
 from minicnn.graph import MINICNN_DOMAIN, Graph, Node, ValueInfo, load_model  # noqa: E402
 from minicnn.kernels.cuda_conv import conv_reference  # noqa: E402
@@ -255,11 +246,7 @@ def test_import_minicnn_does_not_import_numba_cuda():
     assert result.stdout.strip() == "False", result.stderr
 
 
-def _driver_present() -> bool:
-    return ctypes.util.find_library("cuda") is not None or os.path.exists("/dev/nvidiactl")
-
-
-@pytest.mark.skipif(_driver_present(), reason="a CUDA driver is present: the no-GPU message cannot be provoked")
+@pytest.mark.skipif(driver_present(), reason="a CUDA driver is present: the no-GPU message cannot be provoked")
 def test_without_gpu_the_error_says_what_is_missing():
     env = dict(os.environ, **{cuda_backend.SIMULATOR_ENV: "0"})
     code = ("from minicnn import cuda_backend\n"
@@ -272,7 +259,7 @@ def test_without_gpu_the_error_says_what_is_missing():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _driver_present(), reason="no CUDA driver on this machine")
+@pytest.mark.skipif(not driver_present(), reason="no CUDA driver on this machine")
 def test_issue_networks_on_real_gpu():
     # This process is committed to the simulator: rerun the end-to-end tests in one that is not.
     env = dict(os.environ, **{cuda_backend.SIMULATOR_ENV: "0"})

@@ -16,7 +16,6 @@ for sums of K products.
 
 from __future__ import annotations
 
-import ctypes.util
 import os
 import subprocess
 import sys
@@ -28,18 +27,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minicnn import cuda_backend
-from minicnn.errors import BackendUnavailableError
 
-if os.environ.get(cuda_backend.SIMULATOR_ENV) == "0":  # explicitly asked for the real device
-    try:
-        cuda_backend.check_available()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"{cuda_backend.SIMULATOR_ENV}=0 and no usable GPU: {exc}", allow_module_level=True)
-else:
-    try:
-        cuda_backend.enable_simulator()
-    except BackendUnavailableError as exc:  # numba.cuda already imported for a real GPU in this process
-        pytest.skip(f"cannot switch to the CUDA simulator: {exc}", allow_module_level=True)
+from cuda_mode import driver_present, use_simulator_or_device
+
+use_simulator_or_device()
 
 from numba import cuda  # noqa: E402  (after the simulator is on)
 
@@ -179,10 +170,6 @@ def test_every_kernel_file_documents_its_versions():
 
 
 # -- the same validations on a real GPU -------------------------------------------------------------------
-def _driver_present() -> bool:
-    return ctypes.util.find_library("cuda") is not None or os.path.exists("/dev/nvidiactl")
-
-
 @lru_cache(maxsize=None)
 def _real_gpu() -> bool:
     env = dict(os.environ, **{cuda_backend.SIMULATOR_ENV: "0"})
@@ -192,7 +179,7 @@ def _real_gpu() -> bool:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _driver_present(), reason="no CUDA driver on this machine")
+@pytest.mark.skipif(not driver_present(), reason="no CUDA driver on this machine")
 @pytest.mark.parametrize("module", [m.__name__ for m in KERNEL_FILES])
 def test_kernel_file_validates_on_real_gpu(module):
     if not _real_gpu():
@@ -204,7 +191,7 @@ def test_kernel_file_validates_on_real_gpu(module):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _driver_present(), reason="no CUDA driver on this machine")
+@pytest.mark.skipif(not driver_present(), reason="no CUDA driver on this machine")
 def test_sgemm_large_shapes_on_real_gpu():
     if not _real_gpu():
         pytest.skip("a CUDA driver is present but numba.cuda sees no usable GPU")
