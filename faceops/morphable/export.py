@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceops.morphable.render import rasterize
+from faceops.morphable.render import mesh_arrays, rasterize
 
 DEPTH_TOLERANCE_PX = 1.0
 
@@ -69,12 +69,7 @@ def sample_vertex_colours(img_bgr: np.ndarray, image_vertices: np.ndarray, trian
 
 
 def _check(vertices, triangles, colours):
-    vertices = np.asarray(vertices, dtype=np.float64)
-    triangles = np.asarray(triangles, dtype=np.int64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"vertices must be (V, 3); got {vertices.shape}")
-    if triangles.ndim != 2 or triangles.shape[1] != 3:
-        raise ValueError(f"triangles must be (T, 3); got {triangles.shape}")
+    vertices, triangles = mesh_arrays(vertices, triangles)
     if colours is not None:
         colours = np.asarray(colours)
         if colours.shape != vertices.shape:

@@ -68,14 +68,20 @@ def lambert(vertices: np.ndarray, triangles: np.ndarray, light=DEFAULT_LIGHT,
     return ambient + diffuse * np.clip(normals @ light, 0.0, None)
 
 
-def _check_mesh(vertices, triangles, colours, height, width):
+def mesh_arrays(vertices, triangles) -> tuple[np.ndarray, np.ndarray]:
+    """``vertices`` as contiguous float64 (V, 3) and ``triangles`` as int64 (T, 3), or a ValueError naming the shape."""
     vertices = np.ascontiguousarray(vertices, dtype=np.float64)
     triangles = np.ascontiguousarray(triangles, dtype=np.int64)
-    colours = np.ascontiguousarray(colours, dtype=np.float64)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3); got {vertices.shape}")
     if triangles.ndim != 2 or triangles.shape[1] != 3:
         raise ValueError(f"triangles must be (T, 3); got {triangles.shape}")
+    return vertices, triangles
+
+
+def _check_mesh(vertices, triangles, colours, height, width):
+    vertices, triangles = mesh_arrays(vertices, triangles)
+    colours = np.ascontiguousarray(colours, dtype=np.float64)
     if triangles.size and (triangles.min() < 0 or triangles.max() >= len(vertices)):
         raise ValueError(f"triangle indices must lie in 0..{len(vertices) - 1}")
     if colours.ndim != 2 or colours.shape[0] != len(vertices):
