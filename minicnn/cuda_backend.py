@@ -356,6 +356,8 @@ class CudaExecutor:
             slope = self._prepare(node, "slope", lambda: self._constant(inputs[3]).reshape(-1))
         residual = self._float_input(node, 4, run) if inputs[4] else None
         shape = self._k["conv"].output_shape(x.shape, w.shape, strides, pads, dilations)
+        if residual is not None and tuple(residual.shape) != tuple(shape):
+            raise _NoKernel(f"a residual{list(residual.shape)} that only broadcasts to the output {list(shape)}")
         y = run.new(node.outputs[0], shape)
         scratch_size = self._k["conv"].workspace_size(x.shape, w.shape, strides, pads, dilations, group)
         workspace = self.pool.take(scratch_size) if scratch_size else None

@@ -7,9 +7,18 @@
    ``y = a*x + b``. Right after a convolution it folds into the convolution's
    own weights and bias: W' = W * a, B' = (B - mean) * a + beta with
    a = gamma / sqrt(var + eps). One pass over the data disappears.
-3. ``fuse_activations``: Conv followed by Relu / LeakyRelu / PRelu / Sigmoid /
-   Clip becomes one ``FusedConv`` node, so the activation is applied while the
-   convolution's output is still in cache (the "epilogue").
+3. ``fold_affine``: the same idea for a per-channel ``Mul`` / ``Add`` / ``Sub``
+   by a constant right after a convolution (some exporters write an inference
+   BatchNorm that way: ``Conv -> Mul(scale) -> Add(offset)``): a scale
+   multiplies the weights and bias, an offset adds to the bias.
+4. ``fuse_residual_adds``: ``Conv -> Add(other tensor)``, the shortcut of a
+   residual block, becomes one ``FusedConv`` node with the other tensor as its
+   ``residual`` input, added while each block of output is still in cache.
+5. ``fuse_activations``: Conv (or a FusedConv from step 4) followed by Relu /
+   LeakyRelu / PRelu / Sigmoid / Clip becomes one ``FusedConv`` node, so the
+   activation is applied while the convolution's output is still in cache
+   (the "epilogue"). A residual block ``Conv -> Add -> Relu`` ends up as one
+   node.
 
 Every rewrite keeps the *name* of the tensor it finally produces: the fused
 node writes the activation's output name, so comparing with onnxruntime by
@@ -40,6 +49,8 @@ def optimize(graph: Graph) -> Graph:
     graph = replace(graph, nodes=nodes, initializers=dict(graph.initializers))
     fold_constants(graph)
     fold_batchnorm(graph)
+    fold_affine(graph)
+    fuse_residual_adds(graph)
     fuse_activations(graph)
     return graph
 
@@ -114,8 +125,113 @@ def fold_batchnorm(graph: Graph) -> int:
     return folded
 
 
+def _per_channel(value: np.ndarray, c_out: int, rank: int) -> np.ndarray | None:
+    """``value`` as one number per output channel (shape (c_out,)) if it broadcasts over a conv output that way.
+
+    A conv output is (N, C, spatial...) with ``rank`` dims; a constant of
+    shape (1, C, 1, 1), (C, 1, 1), (1,) or () adds or multiplies the same
+    number everywhere in a channel. Anything else (a different rank, a
+    spatial pattern, a batch dim) returns None: it cannot fold.
+    """
+    if value.ndim > rank or not np.issubdtype(value.dtype, np.floating):
+        return None
+    shape = (1,) * (rank - value.ndim) + value.shape
+    if any(d != 1 for i, d in enumerate(shape) if i != 1) or shape[1] not in (1, c_out):
+        return None
+    return np.broadcast_to(value.reshape(-1).astype(np.float64), (c_out,))
+
+
+def fold_affine(graph: Graph) -> int:
+    """Fold ``Conv -> Mul / Add / Sub`` by per-channel constants into the Conv's weights; returns the count.
+
+    ``conv(x) * s = conv_{W*s, B*s}(x)`` and ``conv(x) + o = conv_{W, B+o}(x)``:
+    each channel's output is linear in its filter and bias. Only the forms
+    where the convolution's output is the operand that keeps its shape fold
+    (``Sub(const, conv)`` would negate the weights: not worth the special case).
+    """
+    consumers = graph.consumers()
+    init = graph.initializers
+    removed: set[int] = set()
+    folded = 0
+    for conv in graph.nodes:
+        if conv.op_type != "Conv" or conv.inputs[1] not in init or id(conv) in removed:
+            continue
+        if len(conv.inputs) > 2 and conv.inputs[2] and conv.inputs[2] not in init:
+            continue
+        while True:
+            op = _single_consumer(graph, conv.outputs[0], consumers)
+            if op is None or op.op_type not in ("Mul", "Add", "Sub") or len(op.inputs) != 2:
+                break
+            a, b = op.inputs
+            if op.op_type == "Sub" and a != conv.outputs[0]:
+                break
+            other = b if a == conv.outputs[0] else a
+            w = init[conv.inputs[1]]
+            value = _per_channel(init[other], w.shape[0], w.ndim) if other in init and other != conv.outputs[0] else None
+            if value is None or init[other].dtype != w.dtype:
+                break
+            has_bias = len(conv.inputs) > 2 and conv.inputs[2]
+            bias = init[conv.inputs[2]].astype(np.float64) if has_bias else np.zeros(w.shape[0])
+            if op.op_type == "Mul":
+                w = (w.astype(np.float64) * value.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
+                bias = bias * value
+            else:
+                bias = bias + value if op.op_type == "Add" else bias - value
+            w_name, b_name = f"{conv.name}.{op.name}.folded_W", f"{conv.name}.{op.name}.folded_B"
+            init[w_name], init[b_name] = w, bias.astype(w.dtype)
+            conv.inputs = [conv.inputs[0], w_name, b_name]
+            conv.outputs = [op.outputs[0]]
+            removed.add(id(op))
+            folded += 1
+    graph.nodes[:] = [n for n in graph.nodes if id(n) not in removed]
+    if folded:
+        log.debug("folded %d per-channel Mul/Add/Sub nodes into convolutions", folded)
+    return folded
+
+
+def fuse_residual_adds(graph: Graph) -> int:
+    """Replace ``Conv -> Add(conv output, other)`` by ``FusedConv(..., residual=other)``; returns the count.
+
+    The fused node takes the Add's place in the node order, where both the
+    convolution's input and the other tensor already exist (in BlazeFace the
+    shortcut is computed after the convolution). ``other`` is usually the
+    output's shape; if it merely broadcasts, FusedConv still computes
+    ``Add(Conv(x), other)`` exactly (see ``minicnn.ops.conv.FusedConv``).
+    """
+    if get_op("FusedConv") is None:
+        return 0
+    consumers = graph.consumers()
+    producers = graph.producers()
+    init = graph.initializers
+    removed: set[int] = set()
+    fused = 0
+    for i, add in enumerate(graph.nodes):
+        if add.op_type != "Add" or len(add.inputs) != 2 or add.inputs[0] == add.inputs[1]:
+            continue
+        for position in (0, 1):
+            name, other = add.inputs[position], add.inputs[1 - position]
+            conv = producers.get(name)
+            if (conv is None or conv.op_type != "Conv" or id(conv) in removed or other in init
+                    or _single_consumer(graph, name, consumers) is not add):
+                continue
+            inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs))
+            graph.nodes[i] = Node(conv.name, "FusedConv", inputs + ["", other], [add.outputs[0]],
+                                  dict(conv.attrs, activation=""), MINICNN_DOMAIN)
+            removed.add(id(conv))
+            fused += 1
+            break
+    graph.nodes[:] = [n for n in graph.nodes if id(n) not in removed]
+    if fused:
+        log.debug("fused %d residual Adds into convolutions", fused)
+    return fused
+
+
 def fuse_activations(graph: Graph) -> int:
-    """Replace ``Conv -> activation`` pairs by one ``FusedConv`` node; returns the count."""
+    """Replace ``Conv -> activation`` pairs by one ``FusedConv`` node; returns the count.
+
+    A ``FusedConv`` without an activation yet (a residual Add, from
+    :func:`fuse_residual_adds`) takes the activation that follows it the same way.
+    """
     if get_op("FusedConv") is None:
         return 0
     consumers = graph.consumers()
@@ -123,20 +239,20 @@ def fuse_activations(graph: Graph) -> int:
     removed: set[int] = set()
     fused = 0
     for i, conv in enumerate(graph.nodes):
-        if conv.op_type != "Conv":
+        if not (conv.op_type == "Conv" or conv.op_type == "FusedConv" and not conv.attrs.get("activation")):
             continue
         act = _single_consumer(graph, conv.outputs[0], consumers)
         if act is None or act.op_type not in FUSABLE_ACTIVATIONS:
             continue
         attrs = dict(conv.attrs, activation=act.op_type)
-        inputs = list(conv.inputs) + [""] * (3 - len(conv.inputs))
+        inputs = list(conv.inputs) + [""] * (4 - len(conv.inputs))  # X, W, B, slope[, residual]
         if act.op_type == "LeakyRelu":
             attrs["alpha"] = float(act.attrs.get("alpha", 0.01))
         elif act.op_type == "PRelu":
             slope = act.inputs[1]
             if slope not in init or init[slope].size not in (1, init[conv.inputs[1]].shape[0]):
                 continue  # a slope that is not one value per output channel stays a PRelu node
-            inputs.append(slope)
+            inputs[3] = slope
         elif act.op_type == "Clip":
             bounds = [n for n in act.inputs[1:]]
             if any(n and n not in init for n in bounds):
@@ -145,6 +261,8 @@ def fuse_activations(graph: Graph) -> int:
             hi = init[bounds[1]] if len(bounds) > 1 and bounds[1] else act.attrs.get("max")
             attrs["clip_min"] = float(lo) if lo is not None else float("-inf")
             attrs["clip_max"] = float(hi) if hi is not None else float("inf")
+        while inputs[-1] == "":
+            inputs.pop()
         graph.nodes[i] = Node(conv.name, "FusedConv", inputs, [act.outputs[0]], attrs, MINICNN_DOMAIN)
         removed.add(id(act))
         fused += 1

@@ -316,8 +316,14 @@ def apply_activation(Y: np.ndarray, activation: str, *, alpha: float = 0.01, slo
 
 
 def _check_residual(residual, shape) -> None:
-    if residual is not None and tuple(residual.shape) != tuple(shape):
-        raise InputError(f"FusedConv: residual{list(residual.shape)} must have the output's shape {list(shape)}")
+    """A residual must broadcast with the convolution's output (ONNX Add's rule), or a clear error."""
+    if residual is None or tuple(residual.shape) == tuple(shape):
+        return
+    try:
+        np.broadcast_shapes(tuple(residual.shape), tuple(shape))
+    except ValueError:
+        raise InputError(f"FusedConv: residual{list(residual.shape)} does not broadcast with the convolution's "
+                         f"output {list(shape)}") from None
 
 
 @register("FusedConv")
@@ -327,8 +333,10 @@ def FusedConv(X, W, B=None, slope=None, residual=None, *, auto_pad="NOTSET", dil
     """minicnn's fused op: ``activation(Conv(X, W, B) + residual)``, the reference.
 
     ``slope`` is PRelu's slope (one value, or one per output channel);
-    ``residual`` (optional, the output's shape) is added before the activation,
-    which is how ``Conv -> Add -> Relu`` blocks fuse. ``clip_min``/``clip_max``
+    ``residual`` (optional) is added before the activation, which is how
+    ``Conv -> Add -> Relu`` blocks fuse; it is normally the output's shape and
+    may be anything ONNX's Add broadcasts with it (the result then has the
+    broadcast shape, exactly as the unfused Add gives). ``clip_min``/``clip_max``
     are Clip's bounds. Both may also be passed positionally, in that order,
     as the node's 4th and 5th inputs.
     """
@@ -515,6 +523,12 @@ def _fast_conv(X, W, B, slope, residual, attrs: dict, activation: str, alpha: fl
     if not (X.dtype == W.dtype == np.float32):
         return FusedConv(X, W, B, slope, residual, **attrs, activation=activation, alpha=alpha,
                          clip_min=clip_min, clip_max=clip_max)
+    if residual is not None and tuple(residual.shape) != out_shape:
+        # A residual that only broadcasts: the convolution by the kernels, then Add and the activation as
+        # the reference does them (no zoo model has one; the optimiser cannot see shapes when it fuses).
+        Y = _fast_conv(X, W, B, None, None, attrs, "", alpha, clip_min, clip_max)
+        return apply_activation(Y + residual, activation, alpha=alpha, slope=slope, clip_min=clip_min,
+                                clip_max=clip_max)
     from ..kernels import cpu_conv
 
     X2, W2 = as_2d(X, W)
