@@ -415,8 +415,12 @@ def Pad(data, pads=None, constant_value=None, axes=None, *, mode="constant", val
     x = x[crop]
     widths = [(max(begin.get(a, 0), 0), max(end.get(a, 0), 0)) for a in range(x.ndim)]
     if mode == "constant":
+        # A new array of the fill value with the input copied into its middle (np.pad does the same
+        # in several passes and costs ~100 microseconds on BlazeFace's small channel pads).
         fill = value if constant_value is None else np.asarray(constant_value).reshape(-1)[0]
-        return np.pad(x, widths, mode="constant", constant_values=x.dtype.type(fill))
+        out = np.full([b + n + e for n, (b, e) in zip(x.shape, widths)], x.dtype.type(fill), dtype=x.dtype)
+        out[tuple(slice(b, b + n) for n, (b, _) in zip(x.shape, widths))] = x
+        return out
     for a, (b, e) in enumerate(widths):
         if (b or e) and x.shape[a] == 0:
             raise InputError(f"Pad: mode={mode!r} cannot pad an empty dim {a}")
