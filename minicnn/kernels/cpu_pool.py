@@ -106,14 +106,15 @@ def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo
         return
     n_starts = (out_w - 1) * s_w + 1  # window start columns, of which every s_w-th is an output
     span = max(n_starts + (k_w - 1) * d_w, pad_left + width)
+    # Allocated once for all planes: only ``inside`` is ever written, the padding around it stays lowest.
+    row_max = np.full(span, lowest, dtype=np.float32)
+    window_max = np.empty(n_starts, dtype=np.float32)
+    inside = row_max[pad_left:pad_left + width]
     for plane in range(lo, hi):
         n = plane // channels
         c = plane % channels
         src = x[n, c]
         dst = out[n, c]
-        row_max = np.full(span, lowest, dtype=np.float32)
-        window_max = np.empty(n_starts, dtype=np.float32)
-        inside = row_max[pad_left:pad_left + width]
         for i in range(out_h):
             r0 = i * s_h - pad_top
             u_lo, u_hi = _tap_range(r0, k_h, d_h, height)
