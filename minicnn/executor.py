@@ -10,7 +10,11 @@ Two pieces:
   anything computed only from constants (the Gather/Unsqueeze/Concat chains
   that exports use to build Reshape targets). Later runs at that shape skip
   all of those and execute only the nodes that touch real data, freeing each
-  intermediate tensor as soon as its last reader has run.
+  intermediate tensor as soon as its last reader has run. An op with a
+  preparer (``minicnn.ops.registry.register_preparer``: convolutions and
+  pools on the numba backend) is also prepared during that first run, so
+  later runs skip its shape-only Python work: attribute parsing, checks,
+  choosing a kernel and laying out its weights.
 """
 
 from __future__ import annotations
@@ -37,14 +41,24 @@ def _describe(args: list) -> str:
     return ", ".join(parts)
 
 
-def run_node(node: Node, fn: Callable, args: list, opset: int) -> tuple:
-    """Run ``fn`` (the op of ``node``) on ``args``; always returns a tuple of outputs."""
+def _node_kwargs(node: Node, fn: Callable, opset: int) -> dict:
+    """The keyword arguments ``fn`` gets for ``node``: its attributes, and the opset where ``fn`` asks for it."""
     kwargs = dict(node.attrs)
     if takes_opset(fn):
         kwargs["opset"] = opset
     if node.op_type == "Split" and "num_outputs" not in kwargs:
         # Before opset 18 an even Split's piece count is only implied by how many outputs the node has.
         kwargs["num_outputs"] = len(node.outputs)
+    return kwargs
+
+
+def run_node(node: Node, fn: Callable, args: list, opset: int) -> tuple:
+    """Run ``fn`` (the op of ``node``) on ``args``; always returns a tuple of outputs."""
+    return _call(node, fn, args, _node_kwargs(node, fn, opset))
+
+
+def _call(node: Node, fn: Callable, args: list, kwargs: dict) -> tuple:
+    """``fn(*args, **kwargs)`` for ``node``, with any failure turned into an error naming the node."""
     try:
         result = fn(*args, **kwargs)
     except MiniCNNError as exc:
@@ -76,6 +90,9 @@ class Step:
     node: Node
     fn: Callable
     free_after: list[str] = field(default_factory=list)  # tensors whose last reader is this node
+    prepared: Callable | None = None  # the op prepared for this plan's shapes (see registry.register_preparer)
+    dynamic: tuple[int, ...] = ()  # which inputs change from run to run ...
+    shapes: list = field(default_factory=list)  # ... and their shapes when the step was prepared
 
 
 @dataclass
@@ -94,7 +111,11 @@ class Plan:
         for step in self.steps:
             node = step.node
             args = [env[n] if n in env else consts[n] if n else None for n in node.inputs]
-            for name, value in zip(node.outputs, run_node(node, step.fn, args, opset)):
+            if step.prepared is not None and [args[i].shape for i in step.dynamic] == step.shapes:
+                results = _call(node, step.prepared, args, {})
+            else:  # not prepared, or a shape that depends on the data (a Reshape to a computed shape)
+                results = run_node(node, step.fn, args, opset)
+            for name, value in zip(node.outputs, results):
                 if name:
                     env[name] = value
             if keep is not None:
@@ -104,15 +125,18 @@ class Plan:
         return env
 
 
-def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarray]) -> tuple[Plan, dict]:
+def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarray],
+               preparers: dict[str, Callable] | None = None) -> tuple[Plan, dict]:
     """Execute every node once at these input shapes, recording what is constant.
 
-    Returns the plan and every tensor of this first run (so the first call
-    costs one run, not two).
+    ``preparers`` (op type -> preparer) are called on each node of their op
+    type right after it ran. Returns the plan and every tensor of this first
+    run (so the first call costs one run, not two).
     """
     constants = dict(graph.initializers)
     env: dict[str, np.ndarray] = dict(feeds)
     steps: list[Step] = []
+    preparers = preparers or {}
     for node in graph.nodes:
         args = [env[n] if n in env else constants[n] if n else None for n in node.inputs]
         results = run_node(node, fns[node.op_type], args, graph.opset)
@@ -121,7 +145,17 @@ def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarr
             if name:
                 (constants if shape_only else env)[name] = value
         if not shape_only:
-            steps.append(Step(node, fns[node.op_type]))
+            step = Step(node, fns[node.op_type])
+            prepare = preparers.get(node.op_type)
+            if prepare is not None:
+                constant = [not n or n in constants for n in node.inputs]
+                try:
+                    step.prepared = prepare(args, constant, **_node_kwargs(node, prepare, graph.opset))
+                except MiniCNNError as exc:  # the op has just run on these inputs: a preparer bug, named
+                    raise type(exc)(f"node {node.name!r} ({node.op_type}): preparing it failed: {exc}") from exc
+                step.dynamic = tuple(i for i, c in enumerate(constant) if not c)
+                step.shapes = [args[i].shape for i in step.dynamic]
+            steps.append(step)
     # Graph outputs that came out constant (e.g. a Shape output) must still be returned.
     outputs = {vi.name for vi in graph.outputs}
     last_reader: dict[str, Step] = {}

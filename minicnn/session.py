@@ -38,7 +38,7 @@ from . import ops  # noqa: F401  (registers every op)
 from .errors import InputError, UnsupportedOpError
 from .executor import Plan, build_plan, run_node
 from .graph import Graph, Node, ValueInfo, load_model
-from .ops.registry import get_op, supported_ops
+from .ops.registry import get_op, get_preparer, supported_ops
 from .optimize import optimize as optimize_graph
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class InferenceSession:
         self.graph = optimize_graph(self.model_graph) if optimize else self.model_graph
         kernel_backend = "numba" if backend == "cuda" else backend
         self._fns = {n.op_type: get_op(n.op_type, kernel_backend) for n in self.graph.nodes}
+        self._preparers = {op: get_preparer(op, kernel_backend) for op in self._fns if get_preparer(op, kernel_backend)}
         self._plans: OrderedDict[tuple, tuple[Plan, object]] = OrderedDict()
         if backend in ("numba", "cuda"):
             from . import threads
@@ -139,7 +140,7 @@ class InferenceSession:
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
         cached = self._plans.get(key)
         if cached is None:
-            plan, env = build_plan(self.graph, self._fns, feeds)
+            plan, env = build_plan(self.graph, self._fns, feeds, self._preparers)
             executor = self._make_device_executor(plan)
             self._plans[key] = (plan, executor)
             if len(self._plans) > MAX_CACHED_SHAPES:

@@ -40,6 +40,13 @@ for depthwise) and runs them with ``threads.run_parallel``; each chunk does
 its own im2col, a single-threaded BLAS GEMM and its epilogue. No thread
 pool spins while another one works.
 
+The driver is split in two: :func:`conv2d_runner` makes every decision
+that depends only on shapes and weights (kernel, weight layout, chunks) and
+returns ``run(x, residual)``, which allocates the output and calls the
+kernels. :func:`conv2d` is both in one call; a session keeps the runner of
+each convolution node per input shape (``minicnn.ops.conv``'s preparers),
+so a small network does not redo those decisions in Python at every run.
+
 Activations are encoded as small ints (``ACTIVATION_CODES``) and absent
 optional inputs as dummy arrays, so each kernel has one signature; with
 ``cache=True`` a fresh process loads machine code from disk instead of
@@ -87,6 +94,7 @@ of ``benchmarks/bench_conv_cpu.py``):
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import numpy as np
 
@@ -610,53 +618,77 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray, geometry, activation:
     ``bias`` and ``slope`` are float32 (M,) arrays (``slope`` only read for
     PRelu); ``residual`` is None or C-contiguous float32 of the output's
     shape; ``geometry`` is a ``minicnn.ops.conv.ConvGeometry``. Returns a new
-    (N, M, OH, OW) array.
+    (N, M, OH, OW) array. The same as ``conv2d_runner(...)(x, residual)``.
     """
-    n_img, channels = x.shape[:2]
+    run = conv2d_runner(x.shape, w, bias, geometry, activation, alpha, slope, lo, hi, residual is not None,
+                        threads.num_threads())
+    return run(x, residual)
+
+
+def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, activation: str = "",
+                  alpha: float = 0.01, slope: np.ndarray | None = None, lo: float = -np.inf, hi: float = np.inf,
+                  has_residual: bool = False, n_threads: int = 1) -> Callable:
+    """Everything :func:`conv2d` decides before it touches the data, done once: returns ``run(x, residual)``.
+
+    The decisions: which kernel (depthwise, grouped, direct 3x3, direct 1x1,
+    or im2col + GEMM by bands or by blocks of channels), the weights in that
+    kernel's layout, and the chunks handed to up to ``n_threads`` threads.
+    ``run`` takes an ``x`` of shape ``x_shape`` (and the residual, or None)
+    and returns a new output array. A session keeps one per convolution node,
+    input shape and thread count (``minicnn.ops.conv.prepare_conv``), so a
+    small network does not pay these decisions, in Python, at every run.
+    """
+    n_img, channels = x_shape[:2]
     c_out, c_per_group, k_h, k_w = w.shape
     groups = geometry.group
     s_h, s_w = geometry.strides
     d_h, d_w = geometry.dilations
     pad_top, pad_left = geometry.pads[:2]
     out_h, out_w = geometry.out_hw
+    out_shape = (n_img, c_out, out_h, out_w)
     size = out_h * out_w
     code = ACTIVATION_CODES[activation]
     alpha, lo, hi = np.float32(alpha), np.float32(lo), np.float32(hi)
     if slope is None:
         slope = bias  # never read unless the activation is PRelu
-    has_res = residual is not None
-    y = np.empty((n_img, c_out, out_h, out_w), dtype=np.float32)
+    has_res = has_residual
     macs = n_img * c_out * size * c_per_group * k_h * k_w
     # Chunks handed out to the threads: a few per thread, so a thread that gets no CPU for a while is
     # covered by the others; one when the work is too small to be worth a hand-off.
-    n_threads = 1 if macs < MIN_PARALLEL_MACS else threads.num_threads()
+    n_threads = 1 if macs < MIN_PARALLEL_MACS else n_threads
     target_chunks = n_threads * min(MAX_CHUNKS_PER_THREAD, max(1, macs // CHUNK_MACS)) if n_threads > 1 else 1
 
     if groups == channels and c_per_group == 1 and groups > 1:
         w3 = w.reshape(c_out, k_h, k_w)
-        res4 = residual if has_res else _NO_RESIDUAL4
         ranges = _split(n_img * c_out, min(target_chunks, n_img * c_out))
-
-        three_by_three = k_h == k_w == 3 and geometry.dilations == (1, 1)
-
-        def depthwise_chunk(k: int) -> None:
-            if three_by_three:
+        if k_h == k_w == 3 and geometry.dilations == (1, 1):
+            def depthwise_chunk(x, y, res4, k):
                 depthwise_conv3x3(x, w3, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, slope, lo, hi,
                                   res4, has_res, *ranges[k])
-            else:
+        else:
+            def depthwise_chunk(x, y, res4, k):
                 depthwise_conv(x, w3, bias, y, s_h, s_w, d_h, d_w, pad_top, pad_left, code, alpha, slope, lo,
                                hi, res4, has_res, *ranges[k])
 
-        threads.run_parallel(depthwise_chunk, len(ranges))
-        return y
+        def run_depthwise(x, residual):
+            y = np.empty(out_shape, dtype=np.float32)
+            res4 = residual if has_res else _NO_RESIDUAL4
+            if len(ranges) == 1:
+                depthwise_chunk(x, y, res4, 0)
+            else:
+                threads.run_parallel(lambda k: depthwise_chunk(x, y, res4, k), len(ranges))
+            return y
+
+        return run_depthwise
 
     if groups > 1:
-        return _grouped_conv(x, w, bias, geometry, y, code, alpha, slope, lo, hi, residual)
+        return lambda x, residual: _grouped_conv(x, w, bias, geometry, np.empty(out_shape, dtype=np.float32),
+                                                 code, alpha, slope, lo, hi, residual)
 
     if (k_h == k_w == 3 and geometry.strides in ((1, 1), (2, 2)) and geometry.dilations == (1, 1)
             and c_out <= DIRECT_MAX_CHANNELS and size >= DIRECT_MIN_PIXELS):
-        return _direct_conv3x3(x, w, bias, y, s_h, pad_top, pad_left, target_chunks, code, alpha, slope, lo, hi,
-                               residual)
+        return _direct_conv3x3_runner(x_shape, w, bias, out_shape, s_h, pad_top, pad_left, target_chunks, code,
+                                      alpha, slope, lo, hi, has_res)
 
     # One GEMM per image: W (M, K) @ columns (K, P) -> Y (M, P).
     k_total = channels * k_h * k_w
@@ -664,46 +696,61 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray, geometry, activation:
     pointwise = k_h == k_w == 1 and geometry.strides == (1, 1) and not any(geometry.pads)
     if (pointwise and channels * c_out <= POINTWISE_DIRECT_MAX_WEIGHTS and size >= POINTWISE_DIRECT_MIN_PIXELS
             and POINTWISE_DIRECT_CHANNELS[0] <= c_out <= POINTWISE_DIRECT_CHANNELS[1]):
-        return _pointwise_direct(x, weights, bias, y, target_chunks, code, alpha, slope, lo, hi, residual)
+        return _pointwise_direct_runner(channels, weights, bias, out_shape, target_chunks, code, alpha, slope, lo,
+                                        hi, has_res)
     band_rows = -(-out_h // target_chunks)
     if not pointwise:  # bands whose columns fit in a core's L2 cache: built, multiplied, finished while cached
         band_rows = max(1, min(band_rows, BAND_BYTES // (4 * k_total * out_w)))
     bands = [(i0, min(out_h, i0 + band_rows)) for i0 in range(0, out_h, band_rows)]
-    by_bands = n_threads == 1 or size >= MIN_BAND_PIXELS * n_threads
-    for n in range(n_img):
-        y_n = y[n].reshape(c_out, size)
-        res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
-        x_n = x[n]
-        if by_bands:
-            # Bands of output rows: each builds its columns in its own thread's buffer, multiplies, finishes.
-            def band_chunk(k: int) -> None:
-                i0, i1 = bands[k]
-                p0, p1 = i0 * out_w, i1 * out_w
-                if pointwise:
-                    cols = x_n.reshape(channels, size)[:, p0:p1]
+    if n_threads == 1 or size >= MIN_BAND_PIXELS * n_threads:
+        # Bands of output rows: each builds its columns in its own thread's buffer, multiplies, finishes.
+        def band_chunk(x_n, y_n, res_n, k):
+            i0, i1 = bands[k]
+            p0, p1 = i0 * out_w, i1 * out_w
+            if pointwise:
+                cols = x_n.reshape(channels, size)[:, p0:p1]
+            else:
+                cols = scratch(k_total * (p1 - p0)).reshape(k_total, p1 - p0)
+                im2col_rows(x_n, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, i0, i1)
+            np.matmul(weights, cols, out=y_n[:, p0:p1])
+            epilogue(y_n, 0, c_out, p0, p1, bias, code, alpha, slope, lo, hi, res_n, has_res)
+
+        def run_bands(x, residual):
+            y = np.empty(out_shape, dtype=np.float32)
+            for n in range(n_img):
+                y_n = y[n].reshape(c_out, size)
+                res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
+                if len(bands) == 1:
+                    band_chunk(x[n], y_n, res_n, 0)
                 else:
-                    cols = scratch(k_total * (p1 - p0)).reshape(k_total, p1 - p0)
-                    im2col_rows(x_n, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, i0, i1)
-                np.matmul(weights, cols, out=y_n[:, p0:p1])
-                epilogue(y_n, 0, c_out, p0, p1, bias, code, alpha, slope, lo, hi, res_n, has_res)
+                    threads.run_parallel(lambda k: band_chunk(x[n], y_n, res_n, k), len(bands))
+            return y
 
-            threads.run_parallel(band_chunk, len(bands))
-            continue
-        # A small image: one set of columns, blocks of output channels as the chunks.
-        if pointwise:
-            cols = x_n.reshape(channels, size)
-        else:
-            cols = scratch(k_total * size).reshape(k_total, size)
-            im2col_rows(x_n, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, 0, out_h)
-        blocks = _split(c_out, max(1, min(target_chunks, c_out // MIN_BLOCK_CHANNELS)))
+        return run_bands
 
-        def channel_chunk(k: int) -> None:
-            m0, m1 = blocks[k]
-            np.matmul(weights[m0:m1], cols, out=y_n[m0:m1])
-            epilogue(y_n, m0, m1, 0, size, bias, code, alpha, slope, lo, hi, res_n, has_res)
+    # A small image: one set of columns, blocks of output channels as the chunks.
+    blocks = _split(c_out, max(1, min(target_chunks, c_out // MIN_BLOCK_CHANNELS)))
 
-        threads.run_parallel(channel_chunk, len(blocks))
-    return y
+    def run_channel_blocks(x, residual):
+        y = np.empty(out_shape, dtype=np.float32)
+        for n in range(n_img):
+            y_n = y[n].reshape(c_out, size)
+            res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
+            if pointwise:
+                cols = x[n].reshape(channels, size)
+            else:
+                cols = scratch(k_total * size).reshape(k_total, size)
+                im2col_rows(x[n], cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, 0, out_h)
+
+            def channel_chunk(k: int) -> None:
+                m0, m1 = blocks[k]
+                np.matmul(weights[m0:m1], cols, out=y_n[m0:m1])
+                epilogue(y_n, m0, m1, 0, size, bias, code, alpha, slope, lo, hi, res_n, has_res)
+
+            threads.run_parallel(channel_chunk, len(blocks))
+        return y
+
+    return run_channel_blocks
 
 
 def _pad_output_channels(w: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -716,28 +763,32 @@ def _pad_output_channels(w: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, n
             np.concatenate([bias, np.zeros(c_out4 - c_out, np.float32)]))
 
 
-def _pointwise_direct(x, weights, bias, y, n_chunks, code, alpha, slope, lo, hi, residual) -> np.ndarray:
-    """1x1 convolution by :func:`pointwise_direct`, into ``y``; ranges of pixels are the threads' chunks."""
-    n_img, c_out, out_h, out_w = y.shape
+def _pointwise_direct_runner(channels, weights, bias, out_shape, n_chunks, code, alpha, slope, lo, hi,
+                             has_res) -> Callable:
+    """1x1 convolution by :func:`pointwise_direct`; ranges of pixels are the threads' chunks."""
+    n_img, c_out, out_h, out_w = out_shape
     size = out_h * out_w
     weights, bias = _pad_output_channels(weights, bias)
     ranges = _split(size, min(n_chunks, -(-size // DIRECT_PIXELS)))
-    has_res = residual is not None
-    for n in range(n_img):
-        x_n = x[n].reshape(x.shape[1], size)
-        y_n = y[n].reshape(c_out, size)
-        res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
 
-        def pixel_chunk(k: int) -> None:
-            pointwise_direct(x_n, weights, bias, y_n, code, alpha, slope, lo, hi, res_n, has_res, *ranges[k])
+    def pixel_chunk(x_n, y_n, res_n, k):
+        pointwise_direct(x_n, weights, bias, y_n, code, alpha, slope, lo, hi, res_n, has_res, *ranges[k])
 
-        threads.run_parallel(pixel_chunk, len(ranges))
-    return y
+    def run(x, residual):
+        y = np.empty(out_shape, dtype=np.float32)
+        for n in range(n_img):
+            x_n = x[n].reshape(channels, size)
+            y_n = y[n].reshape(c_out, size)
+            res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
+            threads.run_parallel(lambda k: pixel_chunk(x_n, y_n, res_n, k), len(ranges))
+        return y
+
+    return run
 
 
-def _direct_conv3x3(x, w, bias, y, stride, pad_top, pad_left, n_chunks, code, alpha, slope, lo, hi,
-                    residual) -> np.ndarray:
-    """Dense 3x3 convolution (stride 1 or 2) with few output channels by :func:`conv3x3_direct`, into ``y``.
+def _direct_conv3x3_runner(x_shape, w, bias, out_shape, stride, pad_top, pad_left, n_chunks, code, alpha, slope, lo,
+                           hi, has_res) -> Callable:
+    """Dense 3x3 convolution (stride 1 or 2) with few output channels by :func:`conv3x3_direct`.
 
     Each image is zero-padded and split into phases once, by the calling
     thread (:func:`pad_planes`); then bands of output rows are the chunks
@@ -745,23 +796,27 @@ def _direct_conv3x3(x, w, bias, y, stride, pad_top, pad_left, n_chunks, code, al
     multiple of 4 output channels, the kernel's block size (their outputs
     are computed and never stored).
     """
-    n_img, c_out, out_h, out_w = y.shape
+    n_img, c_out, out_h, out_w = out_shape
     w, bias = _pad_output_channels(w, bias)
     # Each phase plane holds the rows and columns that the taps of the output's windows reach.
     p_w = out_w + 2 // stride
-    planes = np.empty((x.shape[1], stride * stride, (out_h + 2 // stride) * p_w), dtype=np.float32)
+    planes_shape = (x_shape[1], stride * stride, (out_h + 2 // stride) * p_w)
     bands = _split(out_h, min(n_chunks, out_h))
-    has_res = residual is not None
-    for n in range(n_img):
-        pad_planes(x[n], planes, stride, pad_top, pad_left, p_w)
-        res_n = residual[n] if has_res else _NO_RESIDUAL3
-        y_n = y[n]
 
-        def band_chunk(k: int) -> None:
-            conv3x3_direct(planes, stride, p_w, w, bias, y_n, code, alpha, slope, lo, hi, res_n, has_res, *bands[k])
+    def band_chunk(planes, y_n, res_n, k):
+        conv3x3_direct(planes, stride, p_w, w, bias, y_n, code, alpha, slope, lo, hi, res_n, has_res, *bands[k])
 
-        threads.run_parallel(band_chunk, len(bands))
-    return y
+    def run(x, residual):
+        y = np.empty(out_shape, dtype=np.float32)
+        planes = np.empty(planes_shape, dtype=np.float32)
+        for n in range(n_img):
+            pad_planes(x[n], planes, stride, pad_top, pad_left, p_w)
+            res_n = residual[n] if has_res else _NO_RESIDUAL3
+            y_n = y[n]
+            threads.run_parallel(lambda k: band_chunk(planes, y_n, res_n, k), len(bands))
+        return y
+
+    return run
 
 
 def _grouped_conv(x, w, bias, geometry, y, code, alpha, slope, lo, hi, residual) -> np.ndarray:
@@ -803,5 +858,5 @@ def warm_up() -> None:
         conv2d(x, w, bias, geometry, "Relu")
 
 
-__all__ = ["ACTIVATION_CODES", "conv2d", "conv3x3_direct", "depthwise_conv", "epilogue", "im2col_rows", "pad_planes",
+__all__ = ["ACTIVATION_CODES", "conv2d", "conv2d_runner", "conv3x3_direct", "depthwise_conv", "epilogue", "im2col_rows", "pad_planes",
            "pointwise_direct", "scratch", "warm_up"]

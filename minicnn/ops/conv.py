@@ -41,11 +41,12 @@ height 1); 3-D convolutions do not occur in the models minicnn targets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError, UnsupportedOpError
-from .registry import register
+from .registry import register, register_preparer
 
 ACTIVATIONS = ("", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Clip")
 
@@ -541,6 +542,66 @@ def _fast_conv(X, W, B, slope, residual, attrs: dict, activation: str, alpha: fl
     Y = cpu_conv.conv2d(np.ascontiguousarray(X2), np.ascontiguousarray(W2), bias, geometry, activation,
                         alpha, slope_c, clip_min, clip_max, residual)
     return _output_like(Y, X)
+
+
+def _prepare_fast_conv(args: list, constant: list, attrs: dict, activation: str, alpha: float, clip_min: float,
+                       clip_max: float):
+    """What :func:`_fast_conv` works out from shapes and weights, done once: returns ``run(*args)`` or None.
+
+    Prepared only with constant weights, bias and slope (always the case in
+    an exported model), float32, and a residual of the output's own shape.
+    ``run`` keeps one kernel runner per thread count (``threads.limit`` may
+    change it between runs).
+    """
+    X, W, B, slope, residual = (list(args) + [None] * 5)[:5]
+    if not all(constant[1:4]) or not (X.dtype == W.dtype == np.float32) or activation not in ACTIVATIONS:
+        return None
+    from .. import threads
+    from ..kernels import cpu_conv
+
+    geometry = conv_geometry(X.shape, W.shape, **attrs)
+    x2_shape = X.shape if X.ndim == 4 else X.shape[:2] + (1,) + X.shape[2:]
+    out_shape = (X.shape[0], W.shape[0]) + tuple(geometry.out_hw[-(X.ndim - 2):])
+    out2_shape = (X.shape[0], W.shape[0]) + tuple(geometry.out_hw)
+    if residual is not None and tuple(residual.shape) != out_shape:
+        return None
+    c_out = W.shape[0]
+    w2 = np.ascontiguousarray(W.reshape(c_out, W.shape[1], *geometry.kernel))
+    bias = np.zeros(c_out, np.float32) if B is None else np.ascontiguousarray(B, dtype=np.float32)
+    slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
+    has_residual = residual is not None
+    runners: dict[int, Callable] = {}
+
+    def run(X, *_weights_and_residual):
+        n_threads = threads.num_threads()
+        runner = runners.get(n_threads)
+        if runner is None:
+            runner = runners[n_threads] = cpu_conv.conv2d_runner(x2_shape, w2, bias, geometry, activation, alpha,
+                                                                 slope_c, clip_min, clip_max, has_residual,
+                                                                 n_threads)
+        res = None
+        if has_residual:
+            res = np.ascontiguousarray(_weights_and_residual[3]).reshape(out2_shape)
+        Y = runner(np.ascontiguousarray(X).reshape(x2_shape), res)
+        return Y if X.ndim == 4 else Y.reshape(out_shape)
+
+    return run
+
+
+@register_preparer("Conv", backend="numba")
+def prepare_Conv(args, constant, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
+                 strides=None):
+    attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    return _prepare_fast_conv(args, constant, attrs, "", 0.01, -np.inf, np.inf)
+
+
+@register_preparer("FusedConv", backend="numba")
+def prepare_FusedConv(args, constant, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
+                      strides=None, activation="", alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
+    attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    return _prepare_fast_conv(args, constant, attrs, activation, alpha, clip_min, clip_max)
 
 
 @register("Conv", backend="numba")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, UnsupportedOpError
-from .registry import register
+from .registry import register, register_preparer
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -217,6 +217,49 @@ def AveragePool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0,
     cpu_pool.average_pool2d(x4, y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1], end[0], end[1],
                             bool(count_include_pad))
     return y.reshape(X.shape[:2] + geometry.out)
+
+
+def _prepare_pool(X, op: str, attrs: dict, count_include_pad: int = 0):
+    """The numba pools' geometry worked out once for this input shape: returns ``run(X)``, or None."""
+    geometry = pool_geometry(X.shape, op, **attrs)
+    as4 = _as_4d(X, geometry)
+    if as4 is None:
+        return None
+    from ..kernels import cpu_pool
+
+    x4_shape = as4[0].shape
+    (k_h, k_w), (s_h, s_w), (d_h, d_w), (top, left), (bottom, right), out = as4[1]
+    y_shape = x4_shape[:2] + out
+    out_shape = X.shape[:2] + geometry.out
+    if op == "MaxPool":
+        def pool(x4, y):
+            cpu_pool.max_pool2d(x4, y, k_h, k_w, s_h, s_w, d_h, d_w, top, left)
+    else:
+        def pool(x4, y):
+            cpu_pool.average_pool2d(x4, y, k_h, k_w, s_h, s_w, d_h, d_w, top, left, bottom, right,
+                                    bool(count_include_pad))
+
+    def run(X):
+        y = np.empty(y_shape, dtype=np.float32)
+        pool(np.ascontiguousarray(X).reshape(x4_shape), y)
+        return y.reshape(out_shape)
+
+    return run
+
+
+@register_preparer("MaxPool", backend="numba")
+def prepare_MaxPool(args, constant, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+                    storage_order=0, strides=None):
+    return _prepare_pool(args[0], "MaxPool", dict(kernel_shape=kernel_shape, strides=strides, pads=pads,
+                                                  dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode))
+
+
+@register_preparer("AveragePool", backend="numba")
+def prepare_AveragePool(args, constant, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+                        kernel_shape=None, pads=None, strides=None):
+    return _prepare_pool(args[0], "AveragePool", dict(kernel_shape=kernel_shape, strides=strides, pads=pads,
+                                                      dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode),
+                         count_include_pad)
 
 
 # ---------------------------------------------------------------------------

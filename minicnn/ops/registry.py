@@ -16,6 +16,11 @@ Two implementations may be registered under one op type:
   as it gets (Reshape, Concat, ...) have no fast path, and the ``numba``
   backend runs their reference: that is the design, not a fallback.
 
+A fast path may also register a *preparer* (:func:`register_preparer`): the
+part of the op that depends only on shapes and weights (parsing attributes,
+checks, choosing a kernel, laying out weights), done once per input shape
+instead of at every run. Sessions use it; calling the op itself never needs it.
+
 The CUDA backend keeps its own table in ``minicnn.cuda_backend``.
 """
 
@@ -44,6 +49,40 @@ def register(op_type: str, backend: str = "numpy") -> Callable[[Callable], Calla
         return fn
 
     return decorator
+
+
+# op_type -> {backend: preparer}
+PREPARERS: dict[str, dict[str, Callable]] = {}
+
+
+def register_preparer(op_type: str, backend: str = "numba") -> Callable[[Callable], Callable]:
+    """Decorator: register ``prepare`` for the ``backend`` implementation of ``op_type``.
+
+    A session's plan calls ``prepare(args, constant, **attributes)`` once, at
+    the first run at a new input shape, right after the op itself ran on
+    ``args``. ``constant[i]`` says whether input ``i`` is the same array at
+    every run of the plan (a weight, or a tensor folded for this shape).
+    ``prepare`` returns ``run(*args)``, which computes exactly what the op
+    computes for inputs of the shapes and dtypes seen here and the same
+    constant inputs, or None when there is nothing to prepare (the plan then
+    calls the op as usual). The plan never calls ``run`` with other shapes.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+    def decorator(prepare: Callable) -> Callable:
+        table = PREPARERS.setdefault(op_type, {})
+        if backend in table:
+            raise ValueError(f"{op_type} already has a {backend} preparer: {table[backend].__qualname__}")
+        table[backend] = prepare
+        return prepare
+
+    return decorator
+
+
+def get_preparer(op_type: str, backend: str = "numpy") -> Callable | None:
+    """The preparer registered for exactly this op type and backend, or None."""
+    return PREPARERS.get(op_type, {}).get(backend)
 
 
 def get_op(op_type: str, backend: str = "numpy") -> Callable | None:

@@ -1,0 +1,137 @@
+"""Prepared steps (``minicnn.ops.registry.register_preparer``) compute exactly what the ops compute.
+
+A plan prepares its convolutions and pools during the first run at an input
+shape; later runs call the prepared form. Both drive the same kernels with
+the same chunks, so at one thread count the outputs must be *identical*
+(compared bit for bit, no tolerance). Across thread counts the chunks differ
+and BLAS may sum in another order: atol=1e-5, rtol=1e-5 there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import minicnn
+from minicnn import threads
+from minicnn.executor import run_node
+from tiny_models import tiny_cnn
+
+rng = np.random.default_rng(0)
+
+
+def _w(*shape):
+    return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def _model(nodes, inputs, inits, outputs=("y",)):
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [onnx.ValueInfoProto(name=o) for o in outputs],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def _unprepared(sess, feeds):
+    """Every node through its op function (``steps`` never uses prepared forms)."""
+    env = {}
+    for step in sess.steps(feeds):
+        env.update(step.outputs)
+    return [env[o.name] for o in sess.get_outputs()]
+
+
+def _every_prepared_kind():
+    """Depthwise, dense 3x3 (direct), 1x1, 5x5 (im2col), residual + PRelu, 1-D conv, max and average pools."""
+    F = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Conv", ["x", "dw.W", "dw.B"], ["dw"], group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["dw", "d3.W", "d3.B"], ["d3"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["d3"], ["r3"]),
+        helper.make_node("Conv", ["r3", "pw.W"], ["pw"]),
+        helper.make_node("MaxPool", ["x"], ["mp"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["mp", "g5.W", "g5.B"], ["g5"], pads=[2, 2, 2, 2]),
+        helper.make_node("Add", ["pw", "g5"], ["sum"]),
+        helper.make_node("PRelu", ["sum", "slope"], ["act"]),
+        helper.make_node("AveragePool", ["act"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        helper.make_node("Conv", ["seq", "c1.W", "c1.B"], ["y1"], pads=[1, 1], strides=[2]),
+    ]
+    inits = {"dw.W": _w(8, 1, 3, 3), "dw.B": _w(8), "d3.W": _w(12, 8, 3, 3), "d3.B": _w(12), "pw.W": _w(6, 12, 1, 1),
+             "g5.W": _w(6, 8, 5, 5), "g5.B": _w(6), "slope": np.abs(_w(6, 1, 1)), "c1.W": _w(5, 4, 3), "c1.B": _w(5)}
+    return _model(nodes, [("x", F, [1, 8, 19, 22]), ("seq", F, [2, 4, 31])], inits, outputs=("y", "y1"))
+
+
+def test_prepared_runs_are_bitwise_the_ops_results():
+    model = _every_prepared_kind()
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    feeds = {"x": rng.standard_normal((1, 8, 19, 22)).astype(np.float32),
+             "seq": rng.standard_normal((2, 4, 31)).astype(np.float32)}
+    first = sess.run(None, feeds)  # builds and prepares the plan
+    (plan, _), = sess._plans.values()
+    prepared = sorted(s.node.op_type for s in plan.steps if s.prepared is not None)
+    assert prepared == ["AveragePool", "Conv", "Conv", "Conv", "FusedConv", "FusedConv", "MaxPool"], prepared
+    again = sess.run(None, feeds)  # runs the prepared forms
+    for a, b, c in zip(first, again, _unprepared(sess, feeds)):
+        assert np.array_equal(a, b) and np.array_equal(b, c)
+
+
+def test_thread_count_can_change_between_runs():
+    # Large enough (>= MIN_PARALLEL_MACS) for the chunking to depend on the thread count.
+    model = _model([helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1])],
+                   [("x", TensorProto.FLOAT, [1, 32, 64, 64])], {"W": _w(96, 32, 3, 3), "B": _w(96)})
+    sess = minicnn.InferenceSession(model.SerializeToString(), num_threads=2)
+    x = rng.standard_normal((1, 32, 64, 64)).astype(np.float32)
+    results = []
+    for n in (1, 2, 1, 2):
+        with threads.limit(n):
+            results.append(sess.run(None, {"x": x})[0])
+    reference = _unprepared(sess, {"x": x})[0]
+    for r in results:
+        np.testing.assert_allclose(r, reference, atol=1e-5, rtol=1e-5)
+    assert np.array_equal(results[0], results[2]) and np.array_equal(results[1], results[3])
+
+
+def test_a_shape_that_depends_on_the_data_runs_the_op_unprepared():
+    # Same feed shapes, so the same plan; but the Reshape target is data, so the Conv sees another shape.
+    model = _model([helper.make_node("Reshape", ["flat", "shape"], ["x"]),
+                    helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1])],
+                   [("flat", TensorProto.FLOAT, [1, 4, 48]), ("shape", TensorProto.INT64, [4])],
+                   {"W": _w(3, 4, 3, 3), "B": _w(3)})
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    flat = rng.standard_normal((1, 4, 48)).astype(np.float32)
+    for hw in ((6, 8), (4, 12), (6, 8)):
+        shape = np.array([1, 4, *hw], np.int64)
+        (y,) = sess.run(None, {"flat": flat, "shape": shape})
+        assert y.shape == (1, 3, *hw)
+        np.testing.assert_array_equal(y, _unprepared(sess, {"flat": flat, "shape": shape})[0])
+    assert len(sess._plans) == 1
+
+
+def test_a_real_export_prepares_and_matches_the_unprepared_run():
+    sess = minicnn.InferenceSession(tiny_cnn())
+    x = rng.standard_normal((2, 3, 17, 23)).astype(np.float32)
+    sess.run(None, {"x": x})
+    (plan, _), = sess._plans.values()
+    assert any(s.prepared is not None for s in plan.steps)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], _unprepared(sess, {"x": x})[0])
+
+
+@pytest.mark.parametrize("backend", ["numpy"])
+def test_the_reference_backend_prepares_nothing(backend):
+    sess = minicnn.InferenceSession(tiny_cnn(), backend=backend)
+    sess.run(None, {"x": rng.standard_normal((1, 3, 9, 9)).astype(np.float32)})
+    (plan, _), = sess._plans.values()
+    assert all(s.prepared is None for s in plan.steps)
+
+
+def test_run_node_is_untouched_by_preparing():
+    # The op function itself stays the whole op: calling it directly needs no plan.
+    sess = minicnn.InferenceSession(tiny_cnn())
+    node = next(n for n in sess.graph.nodes if n.op_type == "FusedConv")
+    args = [rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] + [sess.graph.initializers[n] if n else None
+                                                                    for n in node.inputs[1:]]
+    (y,) = run_node(node, sess._fns["FusedConv"], args, sess.graph.opset)
+    assert y.shape[:2] == (1, 8)
