@@ -27,6 +27,11 @@ Versions of ``max_pool2d``:
 4. 2x2 windows at stride 2 inside the image (YuNet's four pools) in one
    pass, each output the max of two neighbouring pairs: 0.13-0.19 ms on that
    map, 3.1-5.5x faster than version 3 on YuNet's shapes (this file).
+5. Other windows: the horizontal pass computes only the output columns
+   (one strided pass per tap, straight into the output row) instead of
+   every start column and then every ``s_w``-th; the vertical pass starts
+   from the first row instead of a fill. 1.25-1.6x on FER's 3x3/2 pools of
+   30x30 and smaller planes, equal on larger ones (this file).
 
 Compiled for float32 (N, C, H, W) arrays only, cached on disk (``cache=True``).
 """
@@ -68,10 +73,9 @@ def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo
     1. vertical: ``row_max[t]`` = the max of image column ``t`` over the
        window's rows (the rows inside the image), a loop over whole
        contiguous rows that LLVM vectorises;
-    2. horizontal: ``window_max[t]`` = the max of ``row_max[t + v * d_w]``
-       over the ``k_w`` taps ``v``, for every start column ``t`` (again
-       contiguous, vectorised: ``k_w`` shifted copies of the row), of which
-       every ``s_w``-th is an output pixel.
+    2. horizontal: output ``j`` = the max of ``row_max[j * s_w + v * d_w]``
+       over the ``k_w`` taps ``v``, one strided pass over the output row
+       per tap.
 
     ``row_max`` holds the image columns at offset ``pad_left`` and the
     lowest float32 at the padding and beyond the image (``ceil_mode``
@@ -104,35 +108,39 @@ def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo
                         best = value if value > best else best
                     dst[j] = best
         return
-    n_starts = (out_w - 1) * s_w + 1  # window start columns, of which every s_w-th is an output
-    span = max(n_starts + (k_w - 1) * d_w, pad_left + width)
+    span = max((out_w - 1) * s_w + (k_w - 1) * d_w + 1, pad_left + width)
     # Allocated once for all planes: only ``inside`` is ever written, the padding around it stays lowest.
     row_max = np.full(span, lowest, dtype=np.float32)
-    window_max = np.empty(n_starts, dtype=np.float32)
     inside = row_max[pad_left:pad_left + width]
     for plane in range(lo, hi):
         n = plane // channels
         c = plane % channels
         src = x[n, c]
-        dst = out[n, c]
         for i in range(out_h):
             r0 = i * s_h - pad_top
             u_lo, u_hi = _tap_range(r0, k_h, d_h, height)
-            inside[:] = lowest
-            for u in range(u_lo, u_hi):
-                row = src[r0 + u * d_h]
+            # Vertical pass: the first row inside the image starts the maxima, the others update them.
+            if u_hi > u_lo:
+                row = src[r0 + u_lo * d_h]
                 for t in range(width):
                     value = row[t]
-                    inside[t] = value if value > inside[t] else inside[t]
-            # Window maxima at every column (contiguous, vectorised), then every s_w-th one is kept.
-            window_max[:] = lowest
-            for v in range(k_w):
-                shifted = row_max[v * d_w:v * d_w + n_starts]
-                for t in range(n_starts):
-                    value = shifted[t]
-                    window_max[t] = value if value > window_max[t] else window_max[t]
+                    inside[t] = value if value > lowest else lowest
+                for u in range(u_lo + 1, u_hi):
+                    row = src[r0 + u * d_h]
+                    for t in range(width):
+                        value = row[t]
+                        inside[t] = value if value > inside[t] else inside[t]
+            else:
+                inside[:] = lowest
+            # Horizontal pass, straight into the output row: one strided pass per tap.
+            dst = out[n, c, i]
             for j in range(out_w):
-                dst[i, j] = window_max[j * s_w]
+                dst[j] = row_max[j * s_w]
+            for v in range(1, k_w):
+                offset = v * d_w
+                for j in range(out_w):
+                    value = row_max[j * s_w + offset]
+                    dst[j] = value if value > dst[j] else dst[j]
 
 
 @njit(nogil=True, cache=True)
