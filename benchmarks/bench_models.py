@@ -10,8 +10,11 @@ size, padded to a multiple of 32), in one interleaved run:
 
 Outputs are verified against onnxruntime before anything is timed. Timings
 are medians over rounds in which every runner takes its turn (so a noisy
-neighbour slows all of them alike); compare ratios, not absolute times, across
-runs. ``--backend cuda`` adds minicnn's CUDA backend.
+neighbour slows all of them alike), in an order that rotates from round to
+round (so no runner always comes first, after the slow ones have flushed the
+caches); a turn repeats its runner for at least TURN_SECONDS and counts the
+mean, so a 1 ms model is not judged on single calls. Compare ratios, not
+absolute times, across runs. ``--backend cuda`` adds minicnn's CUDA backend.
 
     python benchmarks/bench_models.py                   # everything (~10 min on 2 cores)
     python benchmarks/bench_models.py --no-reference --no-native   # quick: no onnx.reference, detectors at 640 only
@@ -98,6 +101,18 @@ MIN_SCALE = 1e-3
 # (onnx.reference's own error is reported, not checked: its opset-9 BatchNormalization mixes the batch's
 # statistics into the running ones, as in training, so on 2d106det it is 0.37 off.)
 TOLERANCE = 1e-3
+TURN_SECONDS = 0.05  # each fast runner's turn lasts at least this long (the mean of its calls is its sample)
+
+
+def timed_turn(fn, min_seconds: float) -> float:
+    """Seconds per call of ``fn``, called back to back until ``min_seconds`` have passed (at least once)."""
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds:
+            return elapsed / calls
 
 
 def max_rel(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -157,11 +172,10 @@ def bench_model(name: str, path: Path, shape, rounds: int, all_threads: int, wit
         raise SystemExit(f"{name} {shape}: outputs differ from onnxruntime beyond {TOLERANCE:g} (relative): "
                          + ", ".join(f"{k} {v:.1e}" for k, v in wrong.items()) + "; not timing wrong results")
     times: dict[str, list[float]] = {k: [] for k in [*runners, *slow]}
+    order = list(runners)
     for r in range(rounds):
-        for label, fn in runners.items():
-            t0 = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - t0)
+        for label in order[r % len(order):] + order[:r % len(order)]:
+            times[label].append(timed_turn(runners[label], TURN_SECONDS))
         if r < 2:  # the slow runners take seconds: two rounds are enough to see them
             for label, fn in slow.items():
                 t0 = time.perf_counter()
