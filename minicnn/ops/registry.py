@@ -36,19 +36,24 @@ BACKENDS = ("numpy", "numba")
 OPS: dict[str, dict[str, Callable]] = {}
 
 
-def register(op_type: str, backend: str = "numpy") -> Callable[[Callable], Callable]:
-    """Decorator: register ``fn`` as the ``backend`` implementation of ``op_type``."""
+def _registrar(tables: dict, op_type: str, backend: str, what: str) -> Callable[[Callable], Callable]:
+    """A decorator that files a function in ``tables[op_type][backend]``, refusing a second one."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
 
     def decorator(fn: Callable) -> Callable:
-        table = OPS.setdefault(op_type, {})
+        table = tables.setdefault(op_type, {})
         if backend in table:
-            raise ValueError(f"{op_type} already has a {backend} implementation: {table[backend].__qualname__}")
+            raise ValueError(f"{op_type} already has a {backend} {what}: {table[backend].__qualname__}")
         table[backend] = fn
         return fn
 
     return decorator
+
+
+def register(op_type: str, backend: str = "numpy") -> Callable[[Callable], Callable]:
+    """Decorator: register ``fn`` as the ``backend`` implementation of ``op_type``."""
+    return _registrar(OPS, op_type, backend, "implementation")
 
 
 # op_type -> {backend: preparer}
@@ -67,17 +72,7 @@ def register_preparer(op_type: str, backend: str = "numba") -> Callable[[Callabl
     constant inputs, or None when there is nothing to prepare (the plan then
     calls the op as usual). The plan never calls ``run`` with other shapes.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-
-    def decorator(prepare: Callable) -> Callable:
-        table = PREPARERS.setdefault(op_type, {})
-        if backend in table:
-            raise ValueError(f"{op_type} already has a {backend} preparer: {table[backend].__qualname__}")
-        table[backend] = prepare
-        return prepare
-
-    return decorator
+    return _registrar(PREPARERS, op_type, backend, "preparer")
 
 
 def get_preparer(op_type: str, backend: str = "numpy") -> Callable | None:
