@@ -532,16 +532,28 @@ def _fast_conv(X, W, B, slope, residual, attrs: dict, activation: str, alpha: fl
                                 clip_max=clip_max)
     from ..kernels import cpu_conv
 
-    X2, W2 = as_2d(X, W)
+    x2_shape, out2_shape, w2, bias, slope_c = _kernel_operands(X, W, B, slope, activation, geometry)
+    if residual is not None:
+        residual = np.ascontiguousarray(residual, dtype=np.float32).reshape(out2_shape)
+    Y = cpu_conv.conv2d(np.ascontiguousarray(X).reshape(x2_shape), w2, bias, geometry, activation, alpha, slope_c,
+                        clip_min, clip_max, residual)
+    return _output_like(Y, X)
+
+
+def _kernel_operands(X, W, B, slope, activation: str, geometry: ConvGeometry) -> tuple:
+    """What the kernels take besides the data: 2-D input and output shapes, OIHW weights, bias and slope.
+
+    A 1-D convolution's (N, C, L) input is seen as (N, C, 1, L) and its
+    weights as (M, C, 1, k); the bias (zeros if absent) and PRelu's
+    per-channel slope come as contiguous float32 (M,) arrays.
+    """
     c_out = W.shape[0]
+    x2_shape = X.shape if X.ndim == 4 else X.shape[:2] + (1,) + X.shape[2:]
+    out2_shape = (X.shape[0], c_out) + tuple(geometry.out_hw)
+    w2 = np.ascontiguousarray(W.reshape(c_out, W.shape[1], *geometry.kernel))
     bias = np.zeros(c_out, np.float32) if B is None else np.ascontiguousarray(B, dtype=np.float32)
     slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
-    if residual is not None:
-        residual = np.ascontiguousarray(residual, dtype=np.float32).reshape(
-            X2.shape[0], c_out, *geometry.out_hw)
-    Y = cpu_conv.conv2d(np.ascontiguousarray(X2), np.ascontiguousarray(W2), bias, geometry, activation,
-                        alpha, slope_c, clip_min, clip_max, residual)
-    return _output_like(Y, X)
+    return x2_shape, out2_shape, w2, bias, slope_c
 
 
 def _prepare_fast_conv(args: list, constant: list, attrs: dict, activation: str, alpha: float, clip_min: float,
@@ -560,15 +572,10 @@ def _prepare_fast_conv(args: list, constant: list, attrs: dict, activation: str,
     from ..kernels import cpu_conv
 
     geometry = conv_geometry(X.shape, W.shape, **attrs)
-    x2_shape = X.shape if X.ndim == 4 else X.shape[:2] + (1,) + X.shape[2:]
     out_shape = (X.shape[0], W.shape[0]) + tuple(geometry.out_hw[-(X.ndim - 2):])
-    out2_shape = (X.shape[0], W.shape[0]) + tuple(geometry.out_hw)
     if residual is not None and tuple(residual.shape) != out_shape:
         return None
-    c_out = W.shape[0]
-    w2 = np.ascontiguousarray(W.reshape(c_out, W.shape[1], *geometry.kernel))
-    bias = np.zeros(c_out, np.float32) if B is None else np.ascontiguousarray(B, dtype=np.float32)
-    slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
+    x2_shape, out2_shape, w2, bias, slope_c = _kernel_operands(X, W, B, slope, activation, geometry)
     has_residual = residual is not None
     runners: dict[int, Callable] = {}
 
@@ -582,8 +589,7 @@ def _prepare_fast_conv(args: list, constant: list, attrs: dict, activation: str,
         res = None
         if has_residual:
             res = np.ascontiguousarray(_weights_and_residual[3]).reshape(out2_shape)
-        Y = runner(np.ascontiguousarray(X).reshape(x2_shape), res)
-        return Y if X.ndim == 4 else Y.reshape(out_shape)
+        return _output_like(runner(np.ascontiguousarray(X).reshape(x2_shape), res), X)
 
     return run
 

@@ -172,63 +172,32 @@ def AveragePool(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilat
 # ---------------------------------------------------------------------------
 # The fast path: Numba kernels on (N, C, H, W) float32
 # ---------------------------------------------------------------------------
-def _as_4d(X: np.ndarray, geometry: PoolGeometry) -> tuple[np.ndarray, tuple[tuple[int, ...], ...]] | None:
-    """X as a contiguous 4-D array and the geometry as 2-D tuples (a 1-D pool is a 2-D one of height 1)."""
+def _as_4d(X: np.ndarray, geometry: PoolGeometry) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]] | None:
+    """X's shape as 4-D and the geometry as 2-D tuples (a 1-D pool is a 2-D one of height 1), or None if not float32."""
     if X.dtype != np.float32 or X.ndim not in (3, 4):
         return None
     g = geometry
     if X.ndim == 3:
-        return (np.ascontiguousarray(X)[:, :, None, :],
+        return (X.shape[:2] + (1,) + X.shape[2:],
                 ((1,) + g.kernel, (1,) + g.strides, (1,) + g.dilations, (0,) + g.pads_begin, (0,) + g.pads_end,
                  (1,) + g.out))
-    return np.ascontiguousarray(X), (g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end, g.out)
+    return X.shape, (g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end, g.out)
 
 
-@register("MaxPool", backend="numba")
-def MaxPool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
-                  storage_order=0, strides=None):
-    X = _check_input(X, "MaxPool")
-    geometry = pool_geometry(X.shape, "MaxPool", kernel_shape=kernel_shape, strides=strides, pads=pads,
-                             dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode)
-    as4 = _as_4d(X, geometry)
-    if as4 is None:
-        return pool_reference(X, geometry, "max")
-    from ..kernels import cpu_pool
+def _pool_runner(X, op: str, attrs: dict, count_include_pad: int = 0):
+    """The numba pool for inputs of ``X``'s shape, its geometry worked out once: ``run(X)``, or None.
 
-    x4, (k, s, d, begin, _end, out) = as4
-    y = np.empty(x4.shape[:2] + out, dtype=np.float32)
-    cpu_pool.max_pool2d(x4, y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1])
-    return y.reshape(X.shape[:2] + geometry.out)
-
-
-@register("AveragePool", backend="numba")
-def AveragePool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
-                      kernel_shape=None, pads=None, strides=None):
-    X = _check_input(X, "AveragePool")
-    geometry = pool_geometry(X.shape, "AveragePool", kernel_shape=kernel_shape, strides=strides, pads=pads,
-                             dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode)
-    as4 = _as_4d(X, geometry)
-    if as4 is None:
-        return pool_reference(X, geometry, "avg", count_include_pad)
-    from ..kernels import cpu_pool
-
-    x4, (k, s, d, begin, end, out) = as4
-    y = np.empty(x4.shape[:2] + out, dtype=np.float32)
-    cpu_pool.average_pool2d(x4, y, k[0], k[1], s[0], s[1], d[0], d[1], begin[0], begin[1], end[0], end[1],
-                            bool(count_include_pad))
-    return y.reshape(X.shape[:2] + geometry.out)
-
-
-def _prepare_pool(X, op: str, attrs: dict, count_include_pad: int = 0):
-    """The numba pools' geometry worked out once for this input shape: returns ``run(X)``, or None."""
+    None when the kernels do not apply (not float32, or not 1-D/2-D): the
+    caller runs the reference. A session keeps ``run`` per input shape (the
+    preparers below); the ops call it once.
+    """
     geometry = pool_geometry(X.shape, op, **attrs)
     as4 = _as_4d(X, geometry)
     if as4 is None:
         return None
     from ..kernels import cpu_pool
 
-    x4_shape = as4[0].shape
-    (k_h, k_w), (s_h, s_w), (d_h, d_w), (top, left), (bottom, right), out = as4[1]
+    x4_shape, ((k_h, k_w), (s_h, s_w), (d_h, d_w), (top, left), (bottom, right), out) = as4
     y_shape = x4_shape[:2] + out
     out_shape = X.shape[:2] + geometry.out
     if op == "MaxPool":
@@ -247,19 +216,41 @@ def _prepare_pool(X, op: str, attrs: dict, count_include_pad: int = 0):
     return run
 
 
+@register("MaxPool", backend="numba")
+def MaxPool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+                  storage_order=0, strides=None):
+    X = _check_input(X, "MaxPool")
+    attrs = dict(kernel_shape=kernel_shape, strides=strides, pads=pads, dilations=dilations, auto_pad=auto_pad,
+                 ceil_mode=ceil_mode)
+    run = _pool_runner(X, "MaxPool", attrs)
+    return run(X) if run is not None else pool_reference(X, pool_geometry(X.shape, "MaxPool", **attrs), "max")
+
+
+@register("AveragePool", backend="numba")
+def AveragePool_numba(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+                      kernel_shape=None, pads=None, strides=None):
+    X = _check_input(X, "AveragePool")
+    attrs = dict(kernel_shape=kernel_shape, strides=strides, pads=pads, dilations=dilations, auto_pad=auto_pad,
+                 ceil_mode=ceil_mode)
+    run = _pool_runner(X, "AveragePool", attrs, count_include_pad)
+    if run is None:
+        return pool_reference(X, pool_geometry(X.shape, "AveragePool", **attrs), "avg", count_include_pad)
+    return run(X)
+
+
 @register_preparer("MaxPool", backend="numba")
 def prepare_MaxPool(args, constant, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
                     storage_order=0, strides=None):
-    return _prepare_pool(args[0], "MaxPool", dict(kernel_shape=kernel_shape, strides=strides, pads=pads,
-                                                  dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode))
+    return _pool_runner(args[0], "MaxPool", dict(kernel_shape=kernel_shape, strides=strides, pads=pads,
+                                                 dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode))
 
 
 @register_preparer("AveragePool", backend="numba")
 def prepare_AveragePool(args, constant, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
                         kernel_shape=None, pads=None, strides=None):
-    return _prepare_pool(args[0], "AveragePool", dict(kernel_shape=kernel_shape, strides=strides, pads=pads,
-                                                      dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode),
-                         count_include_pad)
+    return _pool_runner(args[0], "AveragePool", dict(kernel_shape=kernel_shape, strides=strides, pads=pads,
+                                                     dilations=dilations, auto_pad=auto_pad, ceil_mode=ceil_mode),
+                        count_include_pad)
 
 
 # ---------------------------------------------------------------------------
