@@ -102,7 +102,8 @@ class InferenceSession:
         self.graph = optimize_graph(self.model_graph) if optimize else self.model_graph
         kernel_backend = "numba" if backend == "cuda" else backend
         self._fns = {n.op_type: get_op(n.op_type, kernel_backend) for n in self.graph.nodes}
-        self._preparers = {op: get_preparer(op, kernel_backend) for op in self._fns if get_preparer(op, kernel_backend)}
+        preparers = {op: get_preparer(op, kernel_backend) for op in self._fns}
+        self._preparers = {op: prepare for op, prepare in preparers.items() if prepare is not None}
         self._plans: OrderedDict[tuple, tuple[Plan, object]] = OrderedDict()
         if backend in ("numba", "cuda"):
             from . import threads
