@@ -91,6 +91,24 @@ def _single_consumer(graph: Graph, tensor: str, consumers: dict[str, list[Node]]
     return readers[0]
 
 
+def _scale_and_shift(conv: Node, init: dict, scale: np.ndarray, shift: np.ndarray, absorbed: Node,
+                     tag: str) -> None:
+    """Make ``conv`` compute ``conv(x) * scale + shift`` (per output channel) and write ``absorbed``'s output.
+
+    New weights ``W * scale`` and bias ``B * scale + shift`` (B zero if
+    absent), computed in float64 and stored in the weights' dtype as new
+    initializers named after ``tag`` (the old ones may be shared).
+    """
+    w = init[conv.inputs[1]]
+    has_bias = len(conv.inputs) > 2 and conv.inputs[2]
+    b = init[conv.inputs[2]].astype(np.float64) if has_bias else np.zeros(w.shape[0])
+    w_name, b_name = f"{tag}.folded_W", f"{tag}.folded_B"
+    init[w_name] = (w.astype(np.float64) * scale.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
+    init[b_name] = (b * scale + shift).astype(w.dtype)
+    conv.inputs = [conv.inputs[0], w_name, b_name]
+    conv.outputs = [absorbed.outputs[0]]
+
+
 def fold_batchnorm(graph: Graph) -> int:
     """Fold ``Conv -> BatchNormalization`` into the Conv's weights; returns the count."""
     consumers = graph.consumers()
@@ -106,17 +124,8 @@ def fold_batchnorm(graph: Graph) -> int:
         if not all(n in init for n in bn.inputs[1:5]):
             continue
         gamma, beta, mean, var = (init[n].astype(np.float64) for n in bn.inputs[1:5])
-        eps = float(bn.attrs.get("epsilon", 1e-5))
-        w = init[conv.inputs[1]]
-        a = gamma / np.sqrt(var + eps)
-        has_bias = len(conv.inputs) > 2 and conv.inputs[2]
-        b = init[conv.inputs[2]].astype(np.float64) if has_bias else np.zeros(w.shape[0])
-        new_w = (w.astype(np.float64) * a.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
-        new_b = ((b - mean) * a + beta).astype(w.dtype)
-        w_name, b_name = f"{conv.name}.folded_W", f"{conv.name}.folded_B"
-        init[w_name], init[b_name] = new_w, new_b
-        conv.inputs = [conv.inputs[0], w_name, b_name]
-        conv.outputs = [bn.outputs[0]]
+        a = gamma / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))
+        _scale_and_shift(conv, init, a, beta - mean * a, bn, conv.name)
         removed.add(id(bn))
         folded += 1
     graph.nodes[:] = [n for n in graph.nodes if id(n) not in removed]
@@ -170,17 +179,9 @@ def fold_affine(graph: Graph) -> int:
             value = _per_channel(init[other], w.shape[0], w.ndim) if other in init and other != conv.outputs[0] else None
             if value is None or init[other].dtype != w.dtype:
                 break
-            has_bias = len(conv.inputs) > 2 and conv.inputs[2]
-            bias = init[conv.inputs[2]].astype(np.float64) if has_bias else np.zeros(w.shape[0])
-            if op.op_type == "Mul":
-                w = (w.astype(np.float64) * value.reshape(-1, *([1] * (w.ndim - 1)))).astype(w.dtype)
-                bias = bias * value
-            else:
-                bias = bias + value if op.op_type == "Add" else bias - value
-            w_name, b_name = f"{conv.name}.{op.name}.folded_W", f"{conv.name}.{op.name}.folded_B"
-            init[w_name], init[b_name] = w, bias.astype(w.dtype)
-            conv.inputs = [conv.inputs[0], w_name, b_name]
-            conv.outputs = [op.outputs[0]]
+            ones, zeros = np.ones(w.shape[0]), np.zeros(w.shape[0])
+            scale, shift = {"Mul": (value, zeros), "Add": (ones, value), "Sub": (ones, -value)}[op.op_type]
+            _scale_and_shift(conv, init, scale, shift, op, f"{conv.name}.{op.name}")
             removed.add(id(op))
             folded += 1
     graph.nodes[:] = [n for n in graph.nodes if id(n) not in removed]
