@@ -89,6 +89,12 @@ of ``benchmarks/bench_conv_cpu.py``):
    2.4-5x faster than both on SCRFD's depthwise layers (its NCHWc layout
    puts 16 channels in one vector register, so small 20x20 planes cost no
    loop overhead); it stays minicnn's largest gap.
+8. The direct 3x3 kernel's runs rounded up to whole 16-float vectors (a
+   zeroed tail after the padded planes; the extra positions are never
+   stored): LLVM's scalar remainder loop had run up to 15 positions per
+   run at a fraction of the speed. 1.05-1.2x on the convolutions of 8x8 to
+   32x32 planes of gender_cydral and age_cydral, equal on large planes (1
+   thread, old and new interleaved in one process).
 """
 
 from __future__ import annotations
@@ -153,6 +159,10 @@ POINTWISE_DIRECT_MIN_PIXELS = 4096
 # channels at a time: 4 x 512 float32 = 8 KiB of accumulators, which stay in
 # L1 cache while every input channel and tap is added into them.
 DIRECT_PIXELS = 512
+# ... in runs whose length is rounded up to a multiple of DIRECT_VECTOR (16 float32: one AVX-512 register),
+# so that LLVM's vector loop covers the whole run and its scalar remainder loop never runs; the extra
+# positions are garbage, computed and never stored, read from a zeroed tail of the padded planes.
+DIRECT_VECTOR = 16
 
 
 @njit(inline="always")
@@ -362,19 +372,21 @@ def _finish_segment(acc, start, y, m, i, j0, j1, code, alpha, slope, lo, hi, res
 
 
 @njit(nogil=True, cache=True)
-def pad_planes(x, planes, stride, pad_top, pad_left, p_w):
-    """Zero-pad one image ``x`` (C, H, W) and split it into ``stride**2`` phases: ``planes`` (C, stride**2, R * p_w).
+def pad_planes(x, planes, stride, pad_top, pad_left, p_w, n_rows):
+    """Zero-pad one image ``x`` (C, H, W) and split it into ``stride**2`` phases: ``planes`` (C, stride**2, L).
 
     Phase ``(a, b)`` of channel ``c`` is the padded image's pixels
     ``(r * stride + a, q * stride + b)``, stored at ``planes[c, a * stride + b,
-    r * p_w + q]``: rows of ``p_w`` pixels laid end to end. With stride 1
-    there is one phase, the padded image itself. Pixels outside the image
-    (the padding, and rows or columns the image does not reach) are zero.
-    Stride 1 or 2 only (the strides :func:`conv3x3_direct` runs).
+    r * p_w + q]``: ``n_rows`` rows of ``p_w`` pixels laid end to end, then
+    zeros up to L. With stride 1 there is one phase, the padded image
+    itself. Pixels outside the image (the padding, and rows or columns the
+    image does not reach) are zero. Stride 1 or 2 only (the strides
+    :func:`conv3x3_direct` runs).
     """
     channels, height, width = x.shape
-    n_rows = planes.shape[2] // p_w
     for c in range(channels):
+        for phase in range(stride * stride):
+            planes[c, phase, n_rows * p_w:] = 0
         for a in range(stride):
             for r in range(n_rows):
                 src_r = r * stride + a - pad_top
@@ -439,19 +451,20 @@ def conv3x3_direct(planes, stride, p_w, w, bias, y, code, alpha, slope, lo, hi, 
     cin = planes.shape[0]
     c_out, out_h, out_w = y.shape
     acc = np.empty(4 * DIRECT_PIXELS, dtype=np.float32)
-    q_end = (i1 - 1) * p_w + out_w  # just past the last real output pixel: no read beyond the planes
+    q_end = (i1 - 1) * p_w + out_w  # just past the last real output pixel
     for q0 in range(i0 * p_w, q_end, DIRECT_PIXELS):
         n = min(DIRECT_PIXELS, q_end - q0)
+        n_vec = -(-n // DIRECT_VECTOR) * DIRECT_VECTOR  # computed; the last n_vec - n are garbage, never stored
         for m in range(0, c_out, 4):
-            _start_accumulators(acc, n, bias, m)
+            _start_accumulators(acc, n_vec, bias, m)
             for c in range(cin):
                 for u in range(3):
                     row_phase = (u % stride) * stride
                     start = q0 + (u // stride) * p_w
-                    tap0 = planes[c, row_phase, start:start + n]
-                    tap1 = planes[c, row_phase + (1 % stride), start + 1 // stride:start + 1 // stride + n]
-                    tap2 = planes[c, row_phase + (2 % stride), start + 2 // stride:start + 2 // stride + n]
-                    _add_three_inputs(acc, n, tap0, tap1, tap2, w[m:m + 4, c, u])
+                    tap0 = planes[c, row_phase, start:start + n_vec]
+                    tap1 = planes[c, row_phase + (1 % stride), start + 1 // stride:start + 1 // stride + n_vec]
+                    tap2 = planes[c, row_phase + (2 % stride), start + 2 // stride:start + 2 // stride + n_vec]
+                    _add_three_inputs(acc, n_vec, tap0, tap1, tap2, w[m:m + 4, c, u])
             # Store the real pixels: the part of each output row i that falls inside this run.
             for k in range(min(4, c_out - m)):
                 for i in range(q0 // p_w, (q0 + n - 1) // p_w + 1):
@@ -800,7 +813,9 @@ def _direct_conv3x3_runner(x_shape, w, bias, out_shape, stride, pad_top, pad_lef
     w, bias = _pad_output_channels(w, bias)
     # Each phase plane holds the rows and columns that the taps of the output's windows reach.
     p_w = out_w + 2 // stride
-    planes_shape = (x_shape[1], stride * stride, (out_h + 2 // stride) * p_w)
+    n_rows = out_h + 2 // stride
+    # The zeroed tail: a run rounded up to whole vectors reads up to DIRECT_VECTOR - 1 positions past the rows.
+    planes_shape = (x_shape[1], stride * stride, n_rows * p_w + DIRECT_VECTOR)
     bands = _split(out_h, min(n_chunks, out_h))
 
     def band_chunk(planes, y_n, res_n, k):
@@ -810,7 +825,7 @@ def _direct_conv3x3_runner(x_shape, w, bias, out_shape, stride, pad_top, pad_lef
         y = np.empty(out_shape, dtype=np.float32)
         planes = np.empty(planes_shape, dtype=np.float32)
         for n in range(n_img):
-            pad_planes(x[n], planes, stride, pad_top, pad_left, p_w)
+            pad_planes(x[n], planes, stride, pad_top, pad_left, p_w, n_rows)
             res_n = residual[n] if has_res else _NO_RESIDUAL3
             y_n = y[n]
             threads.run_parallel(lambda k: band_chunk(planes, y_n, res_n, k), len(bands))
