@@ -15,6 +15,8 @@ loop. ``docs/ops.md`` lists the measured speedups.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import InputError
@@ -182,7 +184,7 @@ def Softmax(input, *, axis=None, opset=13):
         shifted = x - x.max(axis=axis, keepdims=True)
         e = np.exp(shifted)
         return e / e.sum(axis=axis, keepdims=True)
-    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+    rows = math.prod(x.shape[:axis])
     matrix = x.reshape(rows, -1)
     return Softmax(matrix, axis=1, opset=13).reshape(x.shape)
 

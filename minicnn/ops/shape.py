@@ -19,6 +19,8 @@ returns its input): no minicnn op ever modifies its inputs, so that is safe.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from onnx import helper
 
@@ -72,13 +74,13 @@ def Reshape(data, shape, *, allowzero=0):
             raise InputError(f"Reshape: shape {target} has a negative dim {d}")
         resolved.append(d)
     if -1 in resolved:
-        known = int(np.prod([d for d in resolved if d != -1], dtype=np.int64))
+        known = math.prod([d for d in resolved if d != -1])
         if known == 0 or x.size % known:
             raise InputError(f"Reshape: cannot reshape input of shape {list(x.shape)} ({x.size} values) to {target}")
         resolved[resolved.index(-1)] = x.size // known
-    if int(np.prod(resolved, dtype=np.int64)) != x.size:
+    if math.prod(resolved) != x.size:
         raise InputError(f"Reshape: cannot reshape input of shape {list(x.shape)} ({x.size} values) to "
-                         f"{target} (= {resolved}, {int(np.prod(resolved, dtype=np.int64))} values)")
+                         f"{target} (= {resolved}, {math.prod(resolved)} values)")
     return x.reshape(resolved)
 
 
@@ -89,8 +91,8 @@ def Flatten(input, *, axis=1):
     if not -x.ndim <= axis <= x.ndim:
         raise InputError(f"Flatten: axis {axis} is out of range for an input of shape {list(x.shape)}")
     axis = axis + x.ndim if axis < 0 else axis
-    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
-    return x.reshape(rows, int(np.prod(x.shape[axis:], dtype=np.int64)))
+    rows = math.prod(x.shape[:axis])
+    return x.reshape(rows, math.prod(x.shape[axis:]))
 
 
 @register("Squeeze")
