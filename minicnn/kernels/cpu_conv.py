@@ -95,6 +95,16 @@ of ``benchmarks/bench_conv_cpu.py``):
    run at a fraction of the speed. 1.05-1.2x on the convolutions of 8x8 to
    32x32 planes of gender_cydral and age_cydral, equal on large planes (1
    thread, old and new interleaved in one process).
+   Tried and dropped in the same round: a register-blocked kernel (4 output
+   channels x 16 pixels as 64 scalar accumulators, written out so that
+   LLVM's SLP vectoriser could pack them into 4 registers, the way
+   onnxruntime's NCHWc kernels keep theirs): LLVM did emit 512-bit FMAs,
+   but with shuffles and spills around them, 2.6-8.6 GFLOP/s against
+   BLAS's 30-100 on the same 1x1 shapes; and accumulators in a small local
+   array (LLVM keeps them in memory: 15-26 GFLOP/s). Spacing the 4
+   channels' accumulators 16 floats further apart (against 4 KiB aliasing
+   between channels 0 and 2) showed 2x in 2 of 8 processes and no change
+   in 12 others: not adopted.
 """
 
 from __future__ import annotations
