@@ -112,6 +112,11 @@ def test_zoo_shapes_fast_path():
     check_op("MaxPool", [x], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}, **EXACT)
     check_op("AveragePool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1],
                                   "count_include_pad": 1}, **AVERAGE)
+    # gender_cydral's first average pool (the one-pass 2x2/2 case); with ceil_mode the windows run past the
+    # image and take the general two-pass path.
+    check_op("AveragePool", [floats((1, 32, 32, 32), 3)], {"kernel_shape": [2, 2], "strides": [2, 2]}, **AVERAGE)
+    check_op("AveragePool", [floats((2, 3, 7, 9), 4)], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
+             **AVERAGE)
 
 
 def test_ceil_mode_kernel_larger_than_input():
@@ -151,14 +156,15 @@ def test_pool_2d_sweep(case, seed, op, count_include_pad):
 @settings(max_examples=40, deadline=None)
 @given(case=pool_case(2), seed=seeds)
 def test_pools_split_between_threads(n_threads, case, seed):
-    """Large inputs have their planes split between threads (``cpu_pool.MIN_PARALLEL_VALUES``); forced here on small
-    ones: the same exact results."""
+    """Large inputs have their planes split between threads (``cpu_pool.MIN_PARALLEL_VALUES``, and
+    ``MIN_PARALLEL_VALUES_2X2`` for the one-pass 2x2/2 case); forced here on small ones: the same exact results."""
     from minicnn import threads
     from minicnn.kernels import cpu_pool
 
     shape, attrs = case
     with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
         patch.setattr(cpu_pool, "MIN_PARALLEL_VALUES", 0)
+        patch.setattr(cpu_pool, "MIN_PARALLEL_VALUES_2X2", 0)
         check_op("MaxPool", [floats(shape, seed)], attrs, opset=12, **EXACT)
         if "dilations" not in attrs:
             check_op("AveragePool", [floats(shape, seed)], attrs, opset=12, atol=1e-6, rtol=1e-6)
@@ -166,6 +172,7 @@ def test_pools_split_between_threads(n_threads, case, seed):
 
 @pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 2, 9, 7), (1, 1, 2, 2), (1, 2, 3, 5)])
 def test_two_by_two_stride_two_pool_one_pass(shape):
-    """2x2 stride-2 windows inside the image take their own one-pass kernel (YuNet's pools); odd sizes leave a
-    last row or column out."""
+    """2x2 stride-2 windows inside the image take their own one-pass kernels (YuNet's max pools, the classifiers'
+    average pools); odd sizes leave a last row or column out."""
     check_op("MaxPool", [floats(shape, 7)], {"kernel_shape": [2, 2], "strides": [2, 2]}, opset=12, **EXACT)
+    check_op("AveragePool", [floats(shape, 7)], {"kernel_shape": [2, 2], "strides": [2, 2]}, opset=12, **AVERAGE)
