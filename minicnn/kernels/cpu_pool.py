@@ -68,6 +68,16 @@ MIN_PARALLEL_VALUES = 1 << 18
 MIN_PARALLEL_VALUES_2X2 = 1 << 22
 
 
+def one_pass_2x2(k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, height, width, out_h, out_w):
+    """Whether a pool is 2x2 at stride 2 with every window inside the image: the kernels' one-pass case."""
+    return (k_h == k_w == s_h == s_w == 2 and d_h == d_w == 1 and pad_top == pad_left == 0
+            and 2 * out_h <= height and 2 * out_w <= width)
+
+
+# The same test inside the kernels (compiled into them; the plain function serves the Python side).
+_one_pass_2x2 = njit(inline="always")(one_pass_2x2)
+
+
 @njit(inline="always")
 def _tap_range(start, k, d, size):
     """The taps ``t`` in [0, k) whose position ``start + t*d`` lies in [0, size)."""
@@ -110,8 +120,7 @@ def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo
     n_img, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     lowest = np.float32(-3.4028234663852886e38)
-    if (k_h == k_w == s_h == s_w == 2 and d_h == d_w == 1 and pad_top == pad_left == 0
-            and 2 * out_h <= height and 2 * out_w <= width):
+    if _one_pass_2x2(k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, height, width, out_h, out_w):
         # 2x2, stride 2, windows inside the image (YuNet's pools): each output is the max of 2 neighbouring
         # pairs, one pass, vectorised (LLVM turns the pairs of neighbouring loads into shuffles).
         for plane in range(lo, hi):
@@ -182,8 +191,7 @@ def _average_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left
     n_img, channels, height, width = x.shape
     out_h, out_w = out.shape[2], out.shape[3]
     zero = np.float32(0)
-    if (k_h == k_w == s_h == s_w == 2 and d_h == d_w == 1 and pad_top == pad_left == 0
-            and 2 * out_h <= height and 2 * out_w <= width):
+    if _one_pass_2x2(k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, height, width, out_h, out_w):
         quarter = np.float32(0.25)
         for plane in range(lo, hi):
             n = plane // channels
@@ -247,8 +255,7 @@ def _average_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left
 def _split_planes(x: np.ndarray, out: np.ndarray, k_h: int, k_w: int, s_h: int, s_w: int, d_h: int, d_w: int,
                   pad_top: int, pad_left: int) -> bool:
     """Whether a pool of ``x`` is worth splitting between threads (see ``MIN_PARALLEL_VALUES``)."""
-    one_pass = (k_h == k_w == s_h == s_w == 2 and d_h == d_w == 1 and pad_top == pad_left == 0
-                and 2 * out.shape[2] <= x.shape[2] and 2 * out.shape[3] <= x.shape[3])
+    one_pass = one_pass_2x2(k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, *x.shape[2:], *out.shape[2:])
     return x.size >= (MIN_PARALLEL_VALUES_2X2 if one_pass else MIN_PARALLEL_VALUES)
 
 
