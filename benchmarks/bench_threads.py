@@ -78,7 +78,7 @@ def l1_stream(a, b, n_steps):
 
 
 def workloads() -> dict[str, Callable[[], Callable[[], None]]]:
-    """Name -> a factory giving one thread's job (its own data), each job ~20-60 ms on one thread."""
+    """Name -> a factory giving one thread's job (its own data), each job ~10-60 ms on one thread."""
     def fma():
         seed = np.random.rand(128).astype(np.float32)
         return lambda: fma_chains(seed, 2_000_000)

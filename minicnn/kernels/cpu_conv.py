@@ -107,17 +107,18 @@ of ``benchmarks/bench_conv_cpu.py``):
    in 12 others: not adopted.
 9. :func:`depthwise_conv3x3` at stride 1 computes two output rows per pass
    (rows i and i+1 read padded rows i..i+3; the middle two are loaded once
-   for both): its loop is limited by loads (unaligned 512-bit loads that
-   straddle cache lines), not by arithmetic. Old and new alternated 8 times
-   in one process, twice, on SCRFD's and YuNet's plane sizes (288x20x20 to
-   16x320x320): median 1.08-1.32x faster, identical outputs. Tried and
-   dropped: four rows per pass (1.1-1.9x *slower*: LLVM runs out of
-   registers); one flat loop over the whole padded plane (the padded-row
-   trick with all 9 taps in one expression, 0.72-0.98x); bands of rows
-   copied into an L1-sized buffer (no clear gain over two rows alone); at
-   stride 2, splitting into phase planes (2-3x slower: the per-channel
-   ``pad_planes`` call on a strided view does not vectorise) or two output
-   rows sharing their even/odd split (0.9-1.4x, not consistent).
+   for both): 6 vector loads per output vector instead of 9. Timed alone,
+   the 9-tap loop over a padded plane ran at about 0.3 ns per output, more
+   than its 9 multiply-adds per 16-wide vector need, so the loads looked
+   like the limit. Old and new alternated 8 times in one process, twice,
+   on SCRFD's and YuNet's plane sizes (288x20x20 to 16x320x320): median
+   1.08-1.32x faster, identical outputs. Tried and dropped: four rows per
+   pass (1.1-1.9x *slower*, probably out of registers); one flat loop over
+   the whole padded plane (the padded-row trick, all 9 taps in one
+   expression: 0.72-0.98x); bands of rows copied into an L1-sized buffer
+   (no clear gain over two rows alone); at stride 2, phase planes made by
+   :func:`pad_planes` per channel (2-3x slower) or two output rows sharing
+   their even/odd split (0.9-1.4x, not consistent).
 """
 
 from __future__ import annotations
@@ -589,7 +590,7 @@ def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, s
         i_first = 0
         if s_h == 1 and s_w == 1:
             # Two output rows per pass: they share two of their four input rows, so 12 loads feed 18
-            # multiply-adds instead of 18 loads for 18 (the loads, not the arithmetic, limit this loop).
+            # multiply-adds instead of 18 loads for 18 (loads, not arithmetic, looked like this loop's limit).
             for i in range(0, out_h - 1, 2):
                 for j in range(out_w):
                     a0, a1, a2 = padded[i, j], padded[i, j + 1], padded[i, j + 2]
