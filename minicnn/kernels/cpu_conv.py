@@ -593,14 +593,11 @@ def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, s
             # multiply-adds instead of 18 loads for 18 (loads, not arithmetic, looked like this loop's limit).
             for i in range(0, out_h - 1, 2):
                 for j in range(out_w):
-                    a0, a1, a2 = padded[i, j], padded[i, j + 1], padded[i, j + 2]
-                    b0, b1, b2 = padded[i + 1, j], padded[i + 1, j + 1], padded[i + 1, j + 2]
-                    c0, c1, c2 = padded[i + 2, j], padded[i + 2, j + 1], padded[i + 2, j + 2]
-                    d0, d1, d2 = padded[i + 3, j], padded[i + 3, j + 1], padded[i + 3, j + 2]
-                    y[n, m, i, j] = (b + w00 * a0 + w01 * a1 + w02 * a2 + w10 * b0 + w11 * b1 + w12 * b2
-                                     + w20 * c0 + w21 * c1 + w22 * c2)
-                    y[n, m, i + 1, j] = (b + w00 * b0 + w01 * b1 + w02 * b2 + w10 * c0 + w11 * c1 + w12 * c2
-                                         + w20 * d0 + w21 * d1 + w22 * d2)
+                    # Both sums before either store, so LLVM merges the loads they share.
+                    upper = _taps3(padded, i, j, b, w00, w01, w02, w10, w11, w12, w20, w21, w22)
+                    lower = _taps3(padded, i + 1, j, b, w00, w01, w02, w10, w11, w12, w20, w21, w22)
+                    y[n, m, i, j] = upper
+                    y[n, m, i + 1, j] = lower
             i_first = out_h - out_h % 2  # an odd last row is left to the one-row loop below
         for i in range(i_first, out_h):
             top = i * s_h
