@@ -85,6 +85,33 @@ def test_softmax_opset11_is_not_per_channel():
 
 
 @settings(max_examples=20, deadline=None)
+@given(rows=st.integers(1, 400), n=st.integers(1, 40), seed=seeds, opset=st.sampled_from([11, 13]))
+def test_softmax_short_rows_fast_path(rows, n, seed, opset):
+    """The numba fast path's case (a detector's (1, anchors, 2) scores), rows up to 32 long and past it.
+
+    Against onnxruntime (rtol 1e-5) and against the NumPy reference to rtol 1e-6: the same three steps
+    (max-subtract, NumPy's exp, divide by the row sum), but the kernel adds a row's (up to 32) values in
+    order where NumPy adds them pairwise, so the sums differ by a few float32 ulps (2.4e-7 seen).
+    """
+    from minicnn.ops.activation import Softmax, Softmax_numba
+
+    x = floats((1, rows, n), seed, -20, 20)
+    check_op("Softmax", [x], {"axis": 2}, opset=opset, **EXP_BASED)  # at opset 11 the 2-D view from axis 2
+    np.testing.assert_allclose(Softmax_numba(x, axis=2, opset=opset), Softmax(x, axis=2, opset=opset),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_softmax_fast_path_special_values_match_reference():
+    """inf, -inf and NaN in a row give the same NaNs, zeros and ones in the fast path as in the reference."""
+    from minicnn.ops.activation import Softmax, Softmax_numba
+
+    x = np.array([[np.inf, 1.0], [-np.inf, 1.0], [-np.inf, -np.inf], [np.nan, 1.0], [1.0, np.nan],
+                  [1000.0, -1000.0], [0.0, 0.0]], np.float32)[None]
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(Softmax_numba(x), Softmax(x))
+
+
+@settings(max_examples=20, deadline=None)
 @given(shape=small_shapes, seed=seeds, lo=st.none() | st.floats(-2, 0, width=32),
        hi=st.none() | st.floats(0, 2, width=32))
 def test_clip_as_inputs_opset13(shape, seed, lo, hi):

@@ -19,6 +19,14 @@ There is deliberately no Sigmoid kernel: without Intel's SVML library Numba
 calls a scalar ``exp`` per value, and NumPy's vectorised ``exp`` was 2.5x
 faster (measured on 1x64x160x160, see ``docs/ops.md``).
 
+Softmax along a short last axis (a detector's 2 class scores per anchor:
+16800 rows of 2) is a kernel pair around NumPy's ``exp``: NumPy's
+reductions over a 2-value axis pay their per-row set-up 16800 times
+(``max``, ``sum``), so :func:`subtract_row_max` and :func:`divide_by_row_sum`
+do those passes row by row, and NumPy's vectorised ``exp`` runs in place in
+between. Long rows (a classifier's 1000 classes) stay with NumPy, whose
+reductions vectorise.
+
 Only float32 is compiled (one signature per kernel, cached on disk with
 ``cache=True``): the ops call these kernels for float32 inputs only and run
 the NumPy reference for anything else.
@@ -68,6 +76,41 @@ def _prelu_rows(x, slope, out, lo, hi):
         for j in range(src.size):
             v = src[j]
             dst[j] = v if v >= 0 else v * s
+
+
+@njit(nogil=True, cache=True)
+def subtract_row_max(x, out):
+    """``out[r] = x[r] - max(x[r])`` for each row of a (rows, n) float32 matrix (n >= 1)."""
+    # 2-D indexing, not a view per row: a view's reference counting costs more than a 2-value row.
+    rows, n = x.shape
+    for r in range(rows):
+        top = x[r, 0]
+        for k in range(1, n):
+            if x[r, k] > top:
+                top = x[r, k]
+        for k in range(n):
+            out[r, k] = x[r, k] - top
+
+
+@njit(nogil=True, cache=True)
+def divide_by_row_sum(e):
+    """``e[r] /= sum(e[r])`` in place, for each row of a (rows, n) float32 matrix."""
+    rows, n = e.shape
+    for r in range(rows):
+        total = np.float32(0)
+        for k in range(n):
+            total += e[r, k]
+        for k in range(n):
+            e[r, k] = e[r, k] / total
+
+
+def softmax_rows(x: np.ndarray) -> np.ndarray:
+    """Softmax of each row of a C-contiguous (rows, n) float32 matrix: max-subtract, ``np.exp``, normalise."""
+    out = np.empty_like(x)
+    subtract_row_max(x, out)
+    np.exp(out, out=out)
+    divide_by_row_sum(out)
+    return out
 
 
 def leaky_relu(x: np.ndarray, alpha: np.float32, out: np.ndarray) -> None:

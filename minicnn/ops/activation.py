@@ -6,7 +6,8 @@ is the exception). The NumPy reference is the formula itself; dtype is kept
 
 Fast paths (backend "numba") exist for Relu, LeakyRelu and PRelu on float32,
 the activations the face models apply after nearly every convolution that
-the optimiser could not fuse. They run the one-pass kernels of
+the optimiser could not fuse, and for Softmax over short float32 rows (a
+detector's per-anchor class scores). They run the one-pass kernels of
 ``minicnn.kernels.cpu_activation`` and use the reference for other dtypes or
 slope shapes (the reference *is* the numba backend's implementation there,
 by design). Sigmoid has no fast path: NumPy's vectorised ``exp`` beat a Numba
@@ -187,6 +188,33 @@ def Softmax(input, *, axis=None, opset=13):
     rows = math.prod(x.shape[:axis])
     matrix = x.reshape(rows, -1)
     return Softmax(matrix, axis=1, opset=13).reshape(x.shape)
+
+
+# Rows up to this long take the kernel pair; longer ones NumPy's vectorised reductions (see cpu_activation).
+SOFTMAX_ROW_MAX = 32
+
+
+@register("Softmax", backend="numba")
+def Softmax_numba(input, *, axis=None, opset=13):
+    x = input
+    if not _is_float32(x) or x.ndim == 0 or x.size == 0:
+        return Softmax(x, axis=axis, opset=opset)
+    ndim = max(x.ndim, 1)
+    if axis is None:
+        axis = -1 if opset >= 13 else 1
+    if not -ndim <= axis < ndim:
+        return Softmax(x, axis=axis, opset=opset)  # the reference raises the error
+    axis %= ndim
+    # Rows are the last axis (opset 13+) or everything from ``axis`` on (before 13, the 2-D view).
+    if opset >= 13 and axis != ndim - 1:
+        return Softmax(x, axis=axis, opset=opset)
+    row = math.prod(x.shape[axis:])
+    if row > SOFTMAX_ROW_MAX:
+        return Softmax(x, axis=axis, opset=opset)
+    from ..kernels import cpu_activation
+
+    matrix = np.ascontiguousarray(x).reshape(-1, row)
+    return cpu_activation.softmax_rows(matrix).reshape(x.shape)
 
 
 @register("Clip")
