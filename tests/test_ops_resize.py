@@ -101,6 +101,27 @@ def test_nearest_2x_upsample_of_a_detector_neck():
              initializer_inputs=(2,), **EXACT)
 
 
+def test_bilinear_2x_upsample_of_blazeface():
+    """BlazeFace's decoder: Resize linear (half_pixel) of 6x6 maps to 12x12, by sizes, against onnxruntime."""
+    x = floats((1, 96, 6, 6), 0)
+    check_op("Resize", [x, None, None, np.array([1, 96, 12, 12], np.int64)], {"mode": "linear"}, opset=13,
+             initializer_inputs=(3,), **LINEAR)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=nchw, seed=seeds, data=st.data(), coord=coordinate_modes)
+def test_linear_fast_path_is_the_reference_bit_for_bit(shape, seed, data, coord):
+    """The numba kernel interpolates along H then W with the reference's cells, weights and float32 steps."""
+    from minicnn.ops.resize import Resize, Resize_numba
+
+    x = floats(shape, seed)
+    scales = np.array([1.0, 1.0, data.draw(scale_values), data.draw(scale_values)], np.float32)
+    if not _out_nonempty(shape, scales):
+        return
+    args = dict(mode="linear", coordinate_transformation_mode=coord, opset=13)
+    np.testing.assert_array_equal(Resize_numba(x, None, scales, **args), Resize(x, None, scales, **args))
+
+
 def test_tf_half_pixel_for_nearest_by_hand():
     """x_in = (x_out + 0.5) / scale: shrinking [0..5] by 0.5 reads cells 1, 3, 5 (TensorFlow's nearest)."""
     x = np.arange(6, dtype=np.float32).reshape(1, 1, 1, 6)

@@ -26,12 +26,12 @@ def _w(*shape):
     return (rng.standard_normal(shape) * 0.3).astype(np.float32)
 
 
-def _model(nodes, inputs, inits, outputs=("y",)):
+def _model(nodes, inputs, inits, outputs=("y",), opset=13):
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
         [onnx.ValueInfoProto(name=o) for o in outputs],
         initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
 
@@ -76,6 +76,29 @@ def test_prepared_runs_are_bitwise_the_ops_results():
     again = sess.run(None, feeds)  # runs the prepared forms
     for a, b, c in zip(first, again, _unprepared(sess, feeds)):
         assert np.array_equal(a, b) and np.array_equal(b, c)
+
+
+@pytest.mark.parametrize("opset, node, inits", [
+    (13, helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear"),
+     {"sizes": np.array([1, 3, 14, 10], np.int64)}),
+    (13, helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest"),
+     {"scales": np.array([1, 1, 2, 2], np.float32)}),
+    (10, helper.make_node("Resize", ["x", "scales"], ["y"], mode="linear"),
+     {"scales": np.array([1, 1, 1.5, 2], np.float32)}),
+    (9, helper.make_node("Upsample", ["x", "scales"], ["y"], mode="nearest"),
+     {"scales": np.array([1, 1, 2, 3], np.float32)}),
+    (7, helper.make_node("Upsample", ["x"], ["y"], mode="linear", scales=[1.0, 1.0, 2.0, 2.0]), {}),
+])
+def test_prepared_resize_is_bitwise_the_op(opset, node, inits):
+    """Resize and Upsample keep their index and weight arrays per input shape (scales or sizes constant)."""
+    model = _model([node], [("x", TensorProto.FLOAT, [1, 3, 7, 5])], inits, opset=opset)
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    x = rng.standard_normal((1, 3, 7, 5)).astype(np.float32)
+    first = sess.run(None, {"x": x})[0]
+    (plan, _), = sess._plans.values()
+    assert plan.steps[0].prepared is not None
+    again = sess.run(None, {"x": x})[0]
+    assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
 
 
 def test_thread_count_can_change_between_runs():

@@ -40,16 +40,19 @@ tensor counts as absent). Opset 18 adds ``axes`` and
 Not supported (``UnsupportedOpError``): ``mode="cubic"``,
 ``tf_crop_and_resize`` and ``antialias=1``. NumPy's fancy indexing is the
 whole computation of the reference. The fast path (backend "numba") covers
-the zoo's case, nearest over H and W of a float32 NCHW tensor: the same
-index arrays, then one copy per output row (``minicnn.kernels.cpu_resize``).
+the zoo's cases, nearest or linear over H and W of a float32 NCHW tensor:
+the same index (and weight) arrays, then one pass per output row
+(``minicnn.kernels.cpu_resize``).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..errors import InputError, UnsupportedOpError
-from .registry import register
+from .registry import register, register_preparer
 
 MODES = ("nearest", "linear")
 COORDINATE_MODES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nearest")
@@ -106,13 +109,22 @@ def nearest_indices(coords: np.ndarray, in_size: int, nearest_mode: str, scale: 
     return np.clip(idx.astype(np.int64), 0, in_size - 1)
 
 
-def _linear_along(x: np.ndarray, axis: int, coords: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``x`` along ``axis`` at the (float) input coordinates ``coords``."""
-    in_size = x.shape[axis]
+def linear_weights(coords: np.ndarray, in_size: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each coordinate, the two input cells around it and the weight of the upper one: ``(lo, hi, w_hi)``.
+
+    The coordinate is clamped into the input first, so the edges repeat
+    (``lo == hi`` there). The value at the coordinate is
+    ``x[lo] * (1 - w_hi) + x[hi] * w_hi``.
+    """
     c = np.clip(coords, 0, in_size - 1)
     lo = np.minimum(np.floor(c).astype(np.int64), in_size - 1)
     hi = np.minimum(lo + 1, in_size - 1)
-    w_hi = (c - lo).astype(x.dtype)
+    return lo, hi, (c - lo).astype(dtype)
+
+
+def _linear_along(x: np.ndarray, axis: int, coords: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``x`` along ``axis`` at the (float) input coordinates ``coords``."""
+    lo, hi, w_hi = linear_weights(coords, x.shape[axis], x.dtype)
     shape = [1] * x.ndim
     shape[axis] = -1
     w_hi = w_hi.reshape(shape)
@@ -242,25 +254,59 @@ def Upsample(X, scales=None, *, mode="nearest"):
 # ---------------------------------------------------------------------------
 # The fast path (backend "numba"): nearest over H and W of float32 NCHW
 # ---------------------------------------------------------------------------
-def resize_fast(x: np.ndarray, out_shape: list[int], scales: list[np.float32], mode: str, coordinate_mode: str,
-                nearest_mode: str) -> np.ndarray:
-    """:func:`resize` with its nearest-neighbour H x W case done by ``cpu_resize.nearest_2d``.
+def _resize_runner(x_shape: tuple, dtype, out_shape: list[int], scales: list[np.float32], mode: str,
+                   coordinate_mode: str, nearest_mode: str) -> Callable | None:
+    """The kernel for resizing H x W of a float32 NCHW tensor, index arrays computed once: ``run(x)``, or None.
 
-    The index arrays are the reference's own (``source_coordinates`` and
-    ``nearest_indices``); anything else (linear, other axes, other dtypes)
-    is the reference itself.
+    The index and weight arrays are the reference's own
+    (``source_coordinates``, then ``nearest_indices`` or ``linear_weights``).
+    None where the kernels do not apply (other axes, other dtypes, linear
+    over only one of H and W): the caller runs the reference.
     """
-    if (mode != "nearest" or x.dtype != np.float32 or x.ndim != 4 or tuple(out_shape) == x.shape
-            or list(out_shape[:2]) != list(x.shape[:2]) or scales[0] != 1 or scales[1] != 1
+    if (dtype != np.float32 or len(x_shape) != 4 or tuple(out_shape) == tuple(x_shape)
+            or list(out_shape[:2]) != list(x_shape[:2]) or scales[0] != 1 or scales[1] != 1
             or min(out_shape) < 1):
-        return resize(x, out_shape, scales, mode, coordinate_mode, nearest_mode)
+        return None
+    # Linear: the reference skips an axis whose size and scale are unchanged; the kernel always does both.
+    if mode == "linear" and any(x_shape[a] == out_shape[a] and scales[a] == 1 for a in (2, 3)):
+        return None
     from ..kernels import cpu_resize
 
-    rows, cols = (nearest_indices(source_coordinates(out_shape[a], x.shape[a], scales[a], coordinate_mode),
-                                  x.shape[a], nearest_mode, scales[a]) for a in (2, 3))
-    out = np.empty(out_shape, dtype=np.float32)
-    cpu_resize.nearest_2d(np.ascontiguousarray(x), rows, cols, out)
-    return out
+    coords = [(source_coordinates(out_shape[a], x_shape[a], scales[a], coordinate_mode), a) for a in (2, 3)]
+    out_shape = tuple(out_shape)
+    if mode == "nearest":
+        rows, cols = (nearest_indices(c, x_shape[a], nearest_mode, scales[a]) for c, a in coords)
+
+        def run(x):
+            out = np.empty(out_shape, dtype=np.float32)
+            cpu_resize.nearest_2d(np.ascontiguousarray(x), rows, cols, out)
+            return out
+    else:
+        (r_lo, r_hi, r_w), (c_lo, c_hi, c_w) = (linear_weights(c, x_shape[a]) for c, a in coords)
+
+        def run(x):
+            out = np.empty(out_shape, dtype=np.float32)
+            cpu_resize.linear_2d(np.ascontiguousarray(x), r_lo, r_hi, r_w, c_lo, c_hi, c_w, out)
+            return out
+    return run
+
+
+def resize_fast(x: np.ndarray, out_shape: list[int], scales: list[np.float32], mode: str, coordinate_mode: str,
+                nearest_mode: str) -> np.ndarray:
+    """:func:`resize` with its H x W cases done by ``cpu_resize.nearest_2d`` and ``cpu_resize.linear_2d``."""
+    run = _resize_runner(x.shape, x.dtype, out_shape, scales, mode, coordinate_mode, nearest_mode)
+    if run is None:
+        return resize(x, out_shape, scales, mode, coordinate_mode, nearest_mode)
+    return run(x)
+
+
+def _prepared(plan: tuple, constant: list) -> Callable | None:
+    """A session's prepared Resize/Upsample: the runner for this input shape, when scales and sizes are constant."""
+    if not all(constant[1:]):
+        return None
+    x = plan[0]
+    run = _resize_runner(x.shape, x.dtype, *plan[1:])
+    return None if run is None else (lambda X, *_constant_inputs: run(X))
 
 
 @register("Resize", backend="numba")
@@ -275,3 +321,20 @@ def Resize_numba(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None
 @register("Upsample", backend="numba")
 def Upsample_numba(X, scales=None, *, mode="nearest"):
     return resize_fast(*_upsample_plan(X, scales, mode))
+
+
+@register_preparer("Resize", backend="numba")
+def prepare_Resize(args, constant, *, antialias=0, axes=None, coordinate_transformation_mode="half_pixel",
+                   cubic_coeff_a=-0.75, exclude_outside=0, extrapolation_value=0.0,
+                   keep_aspect_ratio_policy="stretch", mode="nearest", nearest_mode="round_prefer_floor", opset=13):
+    X, roi, scales, sizes = (list(args) + [None] * 4)[:4]
+    return _prepared(_resize_plan(X, roi, scales, sizes, antialias, axes, coordinate_transformation_mode,
+                                  keep_aspect_ratio_policy, mode, nearest_mode, opset), constant)
+
+
+@register_preparer("Upsample", backend="numba")
+def prepare_Upsample(args, constant, *, mode="nearest", scales=None):
+    # Opset 9 has scales as the second input; before that, as an attribute (then ``args`` is just X).
+    if len(args) > 1:
+        scales = args[1]
+    return _prepared(_upsample_plan(args[0], scales, mode), constant)
