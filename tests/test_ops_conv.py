@@ -317,12 +317,13 @@ def test_direct_3x3_matches_onnxruntime(n_threads, case, activation, with_residu
 
 @st.composite
 def depthwise_3x3_cases(draw):
-    """Depthwise 3x3 convolutions (``cpu_conv.depthwise_conv3x3``): strides 1 or 2 in each direction (stride 2
-    along rows splits the window's rows into even and odd columns), asymmetric pads, odd and even sizes from 1 to
-    40, depth multiplier 1 or 2."""
+    """Depthwise 3x3 convolutions (``cpu_conv.depthwise_conv3x3``, and ``depthwise_conv3x3_flat`` at stride 1
+    on outputs up to FLAT_MAX_WIDTH = 32 wide): strides 1 or 2 in each direction (stride 2 along rows splits the
+    window's rows into even and odd columns), asymmetric pads, odd and even sizes from 1 to 48, depth multiplier
+    1 or 2."""
     strides = [draw(st.sampled_from([1, 2])) for _ in range(2)]
     pads = [draw(st.integers(0, 2)) for _ in range(4)]
-    sizes = [draw(st.integers(max(1, 3 - pads[i] - pads[i + 2]), 40)) for i in range(2)]
+    sizes = [draw(st.integers(max(1, 3 - pads[i] - pads[i + 2]), 48)) for i in range(2)]
     n, channels, multiplier = draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 2))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     X = rng.standard_normal((n, channels, *sizes), dtype=np.float32)
@@ -344,6 +345,34 @@ def test_depthwise_3x3_matches_onnxruntime(case, activation, with_residual, seed
     got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual, **attrs,
                       activation=activation)
     assert_close(got, expected, W, f"depthwise 3x3 kernel, strides {attrs['strides']}, pads {attrs['pads']}")
+
+
+@pytest.mark.parametrize("size, pads, multiplier", [((8, 8), (1, 1, 1, 1), 1), ((15, 15), (1, 1, 1, 1), 2),
+                                                     ((5, 12), (0, 2, 1, 0), 1), ((1, 3), (1, 0, 1, 0), 1),
+                                                     ((30, 31), (2, 1, 0, 2), 1)])
+@pytest.mark.parametrize("activation, with_residual", [("", False), ("Relu", True), ("PRelu", True)])
+def test_flat_and_row_depthwise_kernels_agree(size, pads, multiplier, activation, with_residual):
+    """The two stride-1 depthwise 3x3 kernels on the same small planes, called directly (atol/rtol 1e-5: the
+    same 9-term sums, which fastmath lets LLVM associate differently)."""
+    from minicnn.kernels import cpu_conv
+    from minicnn.ops.conv import conv_geometry
+
+    rng = np.random.default_rng(sum(size) + multiplier)
+    channels = 3
+    X = rng.standard_normal((2, channels, *size), dtype=np.float32)
+    W = rng.standard_normal((channels * multiplier, 3, 3), dtype=np.float32)
+    B = rng.standard_normal(channels * multiplier, dtype=np.float32)
+    slope = rng.uniform(-0.5, 0.5, channels * multiplier).astype(np.float32)
+    geometry = conv_geometry(X.shape, (channels * multiplier, 1, 3, 3), group=channels, pads=list(pads))
+    out_shape = (2, channels * multiplier, *geometry.out_hw)
+    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else cpu_conv._NO_RESIDUAL4
+    code = cpu_conv.ACTIVATION_CODES[activation]
+    common = (code, np.float32(0.01), slope, np.float32(-np.inf), np.float32(np.inf), residual, with_residual, 0,
+              out_shape[0] * out_shape[1])
+    rows, flat = np.empty(out_shape, np.float32), np.empty(out_shape, np.float32)
+    cpu_conv.depthwise_conv3x3(X, W, B, rows, 1, 1, pads[0], pads[1], *common)
+    cpu_conv.depthwise_conv3x3_flat(X, W, B, flat, pads[0], pads[1], *common)
+    np.testing.assert_allclose(flat, rows, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])

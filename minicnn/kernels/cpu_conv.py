@@ -119,6 +119,23 @@ of ``benchmarks/bench_conv_cpu.py``):
    (no clear gain over two rows alone); at stride 2, phase planes made by
    :func:`pad_planes` per channel (2-3x slower) or two output rows sharing
    their even/odd split (0.9-1.4x, not consistent).
+10. :func:`depthwise_conv3x3_flat` for stride 1 on planes up to 32 wide:
+   item 9's flat loop again, now with *unsigned* flat indices. Numba
+   wraps negative signed indices (a select per access), which had kept
+   LLVM from vectorising the loop; unsigned indices skip the wrap. Each
+   layer's old and new runner alternated 6 times in one process on its
+   real input (the zoo's 3DDFA, BlazeFace and SCRFD): 512x8x8 62-64 us
+   against 118-126 (1.9-2.0x), 256x15x15 1.7x, 128x30x30 1.25x, 384x6x6
+   and 144-192x12x12 1.3-1.9x, 288x20x20 0.9-1.2x (4 of 5 faster); in
+   3DDFA's run its 13 depthwise layers took 1.41-1.47 ms against
+   1.92-2.35 ms (per-step timing, two processes each). A first version
+   computed an offset as ``2 * pw`` (int64 times uint64, which NumPy's
+   rules make float64): 2-4x *slower* than the row kernel until that was
+   written ``pw + pw``. Tried and dropped first: 16 channels per vector
+   (onnxruntime's NCHWc idea) inside the kernel, transposing each block
+   of 16 planes into a (H, W, 16) buffer and back: the transposes alone
+   (scalar, strided) cost more than the whole row kernel (288x20x20: 342
+   against 97 us; 8x320x320: 9.9 ms against 0.3).
 """
 
 from __future__ import annotations
@@ -129,7 +146,7 @@ from typing import Callable
 import numpy as np
 
 from .. import threads  # first: chooses Numba's threading layer before numba is imported
-from numba import njit  # noqa: E402
+from numba import njit, uint64  # noqa: E402
 
 ACTIVATION_CODES = {"": 0, "Relu": 1, "LeakyRelu": 2, "PRelu": 3, "Sigmoid": 4, "Clip": 5}
 
@@ -187,6 +204,12 @@ DIRECT_PIXELS = 512
 # so that LLVM's vector loop covers the whole run and its scalar remainder loop never runs; the extra
 # positions are garbage, computed and never stored, read from a zeroed tail of the padded planes.
 DIRECT_VECTOR = 16
+# Depthwise 3x3 at stride 1 on outputs at most this wide runs :func:`depthwise_conv3x3_flat` (one vector
+# loop over the whole padded plane) instead of row by row: rows this short leave the row loop's vector
+# code unused. Measured at 1 thread on the zoo's layers with their real inputs (version history, item
+# 10): 1.3-2.0x faster on 4x4 to 15x15 planes, 1.1-1.4x on 20x20 to 30x30; on 60x60 the row kernel
+# was ahead (0.9x on random data).
+FLAT_MAX_WIDTH = 32
 
 
 @njit(inline="always")
@@ -635,6 +658,67 @@ def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, s
         _activate_row(plane, code, alpha, slope[m], lo, hi)
 
 
+@njit(nogil=True, cache=True, fastmath=True)
+def depthwise_conv3x3_flat(x, w, bias, y, pad_top, pad_left, code, alpha, slope, lo, hi, residual, has_residual,
+                           nm0, nm1):
+    """:func:`depthwise_conv3x3` at stride 1 for small planes: one loop over the padded plane laid flat.
+
+    The padded-row trick of :func:`conv3x3_direct` on one channel: in the
+    zero-bordered plane of ``p_w = OW + 2`` columns laid end to end,
+    output ``(i, j)`` sits at flat position ``q = i * p_w + j`` and its tap
+    ``(u, v)`` reads position ``q + u * p_w + v``. So all ``OH * p_w``
+    positions are one loop of 9 products, vectorised over the whole plane
+    rather than over rows of 8 or 15 values (shorter than one vector: all
+    scalar code). The 2 positions past each row are garbage, never copied
+    out. The flat indices are unsigned on purpose: Numba wraps negative
+    *signed* indices (a select per access, which stops LLVM from
+    vectorising); unsigned ones it leaves alone.
+    """
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    c_out = w.shape[0]
+    out_h, out_w = y.shape[2], y.shape[3]
+    multiplier = c_out // channels
+    p_w = out_w + 2
+    p_h = out_h + 2
+    n = out_h * p_w
+    padded = np.zeros(p_h * p_w + 2, dtype=np.float32)  # + 2: the last garbage positions' taps stay inside
+    acc = np.empty(n, dtype=np.float32)
+    # Offsets built from uint64 only: an int64 operand would turn the sum into float64 (NumPy's promotion rule).
+    one, two = uint64(1), uint64(2)
+    pw = uint64(p_w)
+    pw2 = pw + pw
+    row_lo, row_hi = max(0, -pad_top), min(height, p_h - pad_top)
+    col_lo, col_hi = max(0, -pad_left), min(width, p_w - pad_left)
+    for nm in range(nm0, nm1):
+        b_img = nm // c_out
+        m = nm % c_out
+        c = m // multiplier
+        for r in range(row_lo, row_hi):  # the interior; the border was zeroed once and is never written
+            start = uint64((r + pad_top) * p_w + col_lo + pad_left)
+            for q in range(col_hi - col_lo):
+                padded[start + uint64(q)] = x[b_img, c, r, col_lo + q]
+        b = bias[m]
+        w00, w01, w02 = w[m, 0, 0], w[m, 0, 1], w[m, 0, 2]
+        w10, w11, w12 = w[m, 1, 0], w[m, 1, 1], w[m, 1, 2]
+        w20, w21, w22 = w[m, 2, 0], w[m, 2, 1], w[m, 2, 2]
+        for q in range(n):
+            k = uint64(q)
+            acc[k] = (b + w00 * padded[k] + w01 * padded[k + one] + w02 * padded[k + two]
+                      + w10 * padded[k + pw] + w11 * padded[k + pw + one] + w12 * padded[k + pw + two]
+                      + w20 * padded[k + pw2] + w21 * padded[k + pw2 + one] + w22 * padded[k + pw2 + two])
+        plane = y[b_img, m].reshape(out_h * out_w)
+        for i in range(out_h):  # the real positions of each row, packed
+            src = uint64(i * p_w)
+            dst = uint64(i * out_w)
+            for j in range(out_w):
+                plane[dst + uint64(j)] = acc[src + uint64(j)]
+        if has_residual:
+            res = residual[b_img, m].reshape(out_h * out_w)
+            for p in range(out_h * out_w):
+                plane[p] += res[p]
+        _activate_row(plane, code, alpha, slope[m], lo, hi)
+
+
 # ---------------------------------------------------------------------------
 # Driver: pick the kernel for a shape, split it into chunks
 # ---------------------------------------------------------------------------
@@ -712,7 +796,11 @@ def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, act
     if groups == channels and c_per_group == 1 and groups > 1:
         w3 = w.reshape(c_out, k_h, k_w)
         ranges = _split(n_img * c_out, min(target_chunks, n_img * c_out))
-        if k_h == k_w == 3 and geometry.dilations == (1, 1):
+        if k_h == k_w == 3 and geometry.dilations == (1, 1) and (s_h, s_w) == (1, 1) and out_w <= FLAT_MAX_WIDTH:
+            def depthwise_chunk(x, y, res4, k):
+                depthwise_conv3x3_flat(x, w3, bias, y, pad_top, pad_left, code, alpha, slope, lo, hi, res4, has_res,
+                                       *ranges[k])
+        elif k_h == k_w == 3 and geometry.dilations == (1, 1):
             def depthwise_chunk(x, y, res4, k):
                 depthwise_conv3x3(x, w3, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, slope, lo, hi,
                                   res4, has_res, *ranges[k])
@@ -903,13 +991,15 @@ def warm_up() -> None:
 
     x = np.zeros((1, 2, 4, 4), np.float32)
     bias = np.ones(2, np.float32)
-    # Dense 3x3 stride 1 and 2 and 1x1 (direct kernels), 5x5 (im2col + GEMM), depthwise 3x3 and 5x5.
+    # Dense 3x3 stride 1 and 2 and 1x1 (direct kernels), 5x5 (im2col + GEMM), depthwise 3x3 stride 1 (the flat
+    # kernel: a 4x4 input is small) and stride 2 (the row kernel), depthwise 5x5.
     for w_shape, group, stride, pad in (((2, 2, 3, 3), 1, 1, 2), ((2, 2, 3, 3), 1, 2, 2), ((2, 2, 1, 1), 1, 1, 0),
-                                        ((2, 2, 5, 5), 1, 1, 2), ((2, 1, 3, 3), 2, 1, 2), ((2, 1, 5, 5), 2, 1, 2)):
+                                        ((2, 2, 5, 5), 1, 1, 2), ((2, 1, 3, 3), 2, 1, 2), ((2, 1, 3, 3), 2, 2, 2),
+                                        ((2, 1, 5, 5), 2, 1, 2)):
         w = np.zeros(w_shape, np.float32)
         geometry = conv_geometry(x.shape, w.shape, group=group, pads=[pad] * 4, strides=[stride, stride])
         conv2d(x, w, bias, geometry, "Relu")
 
 
-__all__ = ["ACTIVATION_CODES", "conv2d", "conv2d_runner", "conv3x3_direct", "depthwise_conv", "epilogue", "im2col_rows", "pad_planes",
-           "pointwise_direct", "scratch", "warm_up"]
+__all__ = ["ACTIVATION_CODES", "conv2d", "conv2d_runner", "conv3x3_direct", "depthwise_conv", "depthwise_conv3x3",
+           "depthwise_conv3x3_flat", "epilogue", "im2col_rows", "pad_planes", "pointwise_direct", "scratch", "warm_up"]
