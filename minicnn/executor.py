@@ -11,10 +11,11 @@ Two pieces:
   that exports use to build Reshape targets). Later runs at that shape skip
   all of those and execute only the nodes that touch real data, freeing each
   intermediate tensor as soon as its last reader has run. An op with a
-  preparer (``minicnn.ops.registry.register_preparer``: convolutions and
-  pools on the numba backend) is also prepared during that first run, so
-  later runs skip its shape-only Python work: attribute parsing, checks,
-  choosing a kernel and laying out its weights.
+  preparer (``minicnn.ops.registry.register_preparer``: convolutions,
+  pools and Resize/Upsample on the numba backend) is also prepared during
+  that first run, so later runs skip its shape-only Python work: attribute
+  parsing, checks, choosing a kernel, laying out its weights or computing
+  its index arrays.
 """
 
 from __future__ import annotations

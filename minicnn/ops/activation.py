@@ -199,7 +199,7 @@ def Softmax_numba(input, *, axis=None, opset=13):
     x = input
     if not _is_float32(x) or x.ndim == 0 or x.size == 0:
         return Softmax(x, axis=axis, opset=opset)
-    ndim = max(x.ndim, 1)
+    ndim = x.ndim
     if axis is None:
         axis = -1 if opset >= 13 else 1
     if not -ndim <= axis < ndim:

@@ -252,7 +252,7 @@ def Upsample(X, scales=None, *, mode="nearest"):
 
 
 # ---------------------------------------------------------------------------
-# The fast path (backend "numba"): nearest over H and W of float32 NCHW
+# The fast path (backend "numba"): nearest and linear over H and W of float32 NCHW
 # ---------------------------------------------------------------------------
 def _resize_runner(x_shape: tuple, dtype, out_shape: list[int], scales: list[np.float32], mode: str,
                    coordinate_mode: str, nearest_mode: str) -> Callable | None:
