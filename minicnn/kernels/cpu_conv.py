@@ -561,6 +561,16 @@ def pointwise_direct(x, w, bias, y, code, alpha, slope, lo, hi, residual, has_re
                 _activate_row(out, code, alpha, slope[m + k], lo, hi)
 
 @njit(inline="always")
+def _finish_plane(plane, residual, n, m, has_residual, code, alpha, slope, lo, hi):
+    """Residual (channel ``m`` of image ``n``) and activation applied in place to a finished output plane, flat."""
+    if has_residual:
+        res = residual[n, m].reshape(plane.size)
+        for p in range(plane.size):
+            plane[p] += res[p]
+    _activate_row(plane, code, alpha, slope[m], lo, hi)
+
+
+@njit(inline="always")
 def _taps3(p, top, q, b, w00, w01, w02, w10, w11, w12, w20, w21, w22):
     """Bias + the 9 products of the 3x3 window of plane ``p`` whose top-left pixel is ``(top, q)``."""
     return (b + w00 * p[top, q] + w01 * p[top, q + 1] + w02 * p[top, q + 2]
@@ -650,12 +660,7 @@ def depthwise_conv3x3(x, w, bias, y, s_h, s_w, pad_top, pad_left, code, alpha, s
                 for j in range(out_w):
                     y[n, m, i, j] = _taps3(padded, top, j * s_w, b, w00, w01, w02, w10, w11, w12, w20, w21,
                                            w22)
-        plane = y[n, m].reshape(out_h * out_w)
-        if has_residual:
-            res = residual[n, m].reshape(out_h * out_w)
-            for p in range(out_h * out_w):
-                plane[p] += res[p]
-        _activate_row(plane, code, alpha, slope[m], lo, hi)
+        _finish_plane(y[n, m].reshape(out_h * out_w), residual, n, m, has_residual, code, alpha, slope, lo, hi)
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -712,11 +717,7 @@ def depthwise_conv3x3_flat(x, w, bias, y, pad_top, pad_left, code, alpha, slope,
             dst = uint64(i * out_w)
             for j in range(out_w):
                 plane[dst + uint64(j)] = acc[src + uint64(j)]
-        if has_residual:
-            res = residual[b_img, m].reshape(out_h * out_w)
-            for p in range(out_h * out_w):
-                plane[p] += res[p]
-        _activate_row(plane, code, alpha, slope[m], lo, hi)
+        _finish_plane(plane, residual, b_img, m, has_residual, code, alpha, slope, lo, hi)
 
 
 # ---------------------------------------------------------------------------
