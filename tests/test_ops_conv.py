@@ -347,6 +347,72 @@ def test_depthwise_3x3_matches_onnxruntime(case, activation, with_residual, seed
     assert_close(got, expected, W, f"depthwise 3x3 kernel, strides {attrs['strides']}, pads {attrs['pads']}")
 
 
+@st.composite
+def dense_gemm_cases(draw):
+    """Dense convolutions that go through BLAS: any kernel, stride 1-3, dilation 1-2, asymmetric pads, outputs
+    from 1 pixel to a few hundred (``cpu_conv.im2row`` below ``IM2ROW_MAX_PIXELS`` = 64, ``im2col_rows`` above),
+    more than 64 output channels sometimes (the direct 3x3 kernel takes 3x3 convolutions with fewer)."""
+    k_h, k_w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    s_h, s_w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    d_h, d_w = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    h = draw(st.integers(max(1, (k_h - 1) * d_h + 1 - pads[0] - pads[2]), 24))
+    w = draw(st.integers(max(1, (k_w - 1) * d_w + 1 - pads[1] - pads[3]), 24))
+    n, c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.sampled_from([1, 5, 17, 70]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X = rng.standard_normal((n, c_in, h, w), dtype=np.float32)
+    W = rng.standard_normal((c_out, c_in, k_h, k_w), dtype=np.float32)
+    B = rng.standard_normal(c_out, dtype=np.float32)
+    return X, W, B, dict(strides=[s_h, s_w], dilations=[d_h, d_w], pads=pads)
+
+
+@pytest.mark.parametrize("builder", ["im2row", "im2col"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=dense_gemm_cases(), activation=st.sampled_from(["", "Relu", "PRelu"]), with_residual=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_im2row_and_im2col_match_onnxruntime(builder, n_threads, case, activation, with_residual, seed):
+    """Both builders of the GEMM operand, forced on every output size, each output split into blocks of
+    channels (or bands of rows) between threads, with bias, residual and activation."""
+    from minicnn.kernels import cpu_conv
+
+    X, W, B, attrs = case
+    rng = np.random.default_rng(seed)
+    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
+    out_shape = ort_conv(X, W, B, attrs).shape
+    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
+    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
+        patch.setattr(cpu_conv, "IM2ROW_MAX_PIXELS", 10**9 if builder == "im2row" else 0)
+        patch.setattr(cpu_conv, "MIN_PARALLEL_MACS", 0)  # split even these small convolutions
+        patch.setattr(cpu_conv, "CHUNK_MACS", 2_000)
+        patch.setattr(cpu_conv, "MIN_BLOCK_CHANNELS", 4)
+        got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual, **attrs,
+                          activation=activation)
+    assert_close(got, expected, W, f"{builder} + GEMM, {n_threads} threads")
+
+
+def test_im2row_is_im2col_transposed():
+    """``im2row`` holds the same values as ``im2col_rows``, with K in (tap, channel) order instead of
+    (channel, tap): a strided, dilated, asymmetrically padded case, compared exactly (both only copy)."""
+    from minicnn.kernels import cpu_conv
+    from minicnn.ops.conv import conv_geometry
+
+    rng = np.random.default_rng(11)
+    c, h, w, k_h, k_w = 3, 7, 9, 3, 2
+    x = rng.standard_normal((c, h, w), dtype=np.float32)
+    geometry = conv_geometry((1, c, h, w), (4, c, k_h, k_w), strides=[2, 1], dilations=[1, 2], pads=[2, 0, 1, 1])
+    (out_h, out_w), (s_h, s_w), (d_h, d_w) = geometry.out_hw, geometry.strides, geometry.dilations
+    pad_top, pad_left = geometry.pads[:2]
+    cols = np.empty((c * k_h * k_w, out_h * out_w), np.float32)
+    cpu_conv.im2col_rows(x, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, 0, out_h)
+    rows = np.full((out_h * out_w, k_h * k_w * c), np.nan, np.float32)
+    cpu_conv.im2row(x, np.empty((h, w, c), np.float32), rows, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left,
+                    out_w)
+    as_cols = rows.reshape(out_h * out_w, k_h, k_w, c).transpose(3, 1, 2, 0).reshape(c * k_h * k_w, -1)
+    np.testing.assert_array_equal(as_cols, cols)
+
+
 @pytest.mark.parametrize("size, pads, multiplier", [((8, 8), (1, 1, 1, 1), 1), ((15, 15), (1, 1, 1, 1), 2),
                                                      ((5, 12), (0, 2, 1, 0), 1), ((1, 3), (1, 0, 1, 0), 1),
                                                      ((30, 31), (2, 1, 0, 2), 1)])

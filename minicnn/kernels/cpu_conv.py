@@ -27,7 +27,10 @@ convolution in a mobile CNN are limited by different things:
 * **dense** (everything else): :func:`im2col_rows`
   builds the column matrix band by band (a few output rows at a time, so
   the band stays in L2 cache) into a buffer that is reused from call to
-  call, and BLAS multiplies each band.
+  call, and BLAS multiplies each band. On small outputs (the last layers
+  of a classifier: 3x3 to 8x8 pixels) :func:`im2row` builds the same
+  matrix transposed, from a channels-last copy of the input, because
+  im2col's copies there are only a few values long.
 
 Bias, residual and activation are applied by :func:`epilogue` on the GEMM's
 output block right after the GEMM, while it is still in cache.
@@ -136,6 +139,23 @@ of ``benchmarks/bench_conv_cpu.py``):
    of 16 planes into a (H, W, 16) buffer and back: the transposes alone
    (scalar, strided) cost more than the whole row kernel (288x20x20: 342
    against 97 us; 8x320x320: 9.9 ms against 0.3).
+11. :func:`im2row` for dense convolutions with at most ``IM2ROW_MAX_PIXELS``
+   output pixels and a kernel larger than 1x1. im2col copies one output
+   row of one tap of one channel at a time; on age_cydral's 256x3x3
+   layers that is 6912 copies of 3 values, 114 us of the layer's ~580
+   (timed inside the model's runs), while im2row copies each tap's 256
+   channels at once: 9 us. BLAS then multiplies ``W @ rows.T`` (a
+   transposed operand), which cost it 3-12 % more on these thin outputs
+   and 30-45 % more on 196-784 pixels, where im2col's rows are long
+   enough to be cheap: hence the threshold. Per layer, old and new runner
+   alternated on the real input at 1 thread: age_cydral's 8 layers
+   (3x3 to 7x7 outputs) 1.07-1.28x, 2d106det's 512x6x6 -> 64 stride 2
+   1.6x, FaceMesh's two 3x3 stride-3 layers 1.15x and 1.75x; whole
+   age_cydral runs 1.11-1.19x. Left out: 1x1 kernels at stride 2
+   (FER's), where im2row would copy the whole input to use a quarter of
+   it (0.78-0.84x). Tried and dropped beside it: a Numba kernel taking
+   ``rows`` as 4 dot products at a time (no BLAS packing of the
+   weights): as fast as BLAS on these shapes, and no faster in the model.
 """
 
 from __future__ import annotations
@@ -210,6 +230,14 @@ DIRECT_VECTOR = 16
 # 10): 1.3-2.0x faster on 4x4 to 15x15 planes, 1.1-1.4x on 20x20 to 30x30; on 60x60 the row kernel
 # was ahead (0.9x on random data).
 FLAT_MAX_WIDTH = 32
+# Dense convolutions (kernels larger than 1x1) that go through BLAS build their GEMM operand with
+# :func:`im2row` instead of :func:`im2col_rows` when the output has at most this many pixels. im2col copies
+# one output row of one tap of one channel at a time: on a 3x3 output that is 3 values per copy, and 256
+# channels x 9 taps x 3 rows = 6912 copies took 113 us, while :func:`im2row` copies each tap's C channels at
+# once (6.5 us). BLAS then multiplies by the operand transposed, 3-12 % slower on thin outputs and 30-45 %
+# on 196-784 pixels: measured on the zoo's shapes at 1 thread, the sum of the two was clearly ahead up to
+# 64 pixels and even at 196-225 (version history, item 11).
+IM2ROW_MAX_PIXELS = 64
 
 
 @njit(inline="always")
@@ -298,6 +326,42 @@ def im2col_rows(x, cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w,
                 src = x[c, row, j_lo * s_w + col_off:(j_hi - 1) * s_w + col_off + 1:s_w]
                 for j in range(count):
                     dst[j] = src[j]
+
+
+@njit(nogil=True, cache=True)
+def im2row(x, xh, rows, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w):
+    """The im2col matrix transposed, with its K axis in (tap, channel) order: for small outputs.
+
+    ``rows[p, (u*kW + v)*C + c]`` is the input value under kernel tap
+    ``(u, v)`` of channel ``c`` at output pixel ``p = i*OW + j`` (zero in the
+    padding), for one image ``x`` (C, H, W); ``rows`` is (OH*OW, kH*kW*C).
+    First ``x`` is copied into ``xh`` (H, W, C), channels last, so that the
+    C values one tap reads at one pixel are contiguous: each (pixel, tap)
+    is then one vectorised copy of C values, instead of im2col's one short
+    copy per (channel, tap, output row). The weights must be in the same
+    (M, kH, kW, C) order; then ``W @ rows.T`` is the convolution.
+    """
+    channels, height, width = x.shape
+    out_h = rows.shape[0] // out_w
+    for c in range(channels):
+        for r in range(height):
+            for t in range(width):
+                xh[r, t, c] = x[c, r, t]
+    for i in range(out_h):
+        for j in range(out_w):
+            dst = rows[i * out_w + j]
+            for u in range(k_h):
+                r = i * s_h + u * d_h - pad_top
+                for v in range(k_w):
+                    t = j * s_w + v * d_w - pad_left
+                    seg = dst[(u * k_w + v) * channels:(u * k_w + v + 1) * channels]
+                    if 0 <= r < height and 0 <= t < width:
+                        src = xh[r, t]
+                        for c in range(channels):
+                            seg[c] = src[c]
+                    else:
+                        for c in range(channels):
+                            seg[c] = 0
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -838,11 +902,13 @@ def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, act
             and POINTWISE_DIRECT_CHANNELS[0] <= c_out <= POINTWISE_DIRECT_CHANNELS[1]):
         return _pointwise_direct_runner(channels, weights, bias, out_shape, target_chunks, code, alpha, slope, lo,
                                         hi, has_res)
+    # A small output of a kernel larger than 1x1: im2row, then blocks of output channels.
+    by_rows = k_h * k_w > 1 and size <= IM2ROW_MAX_PIXELS
     band_rows = -(-out_h // target_chunks)
     if not pointwise:  # bands whose columns fit in a core's L2 cache: built, multiplied, finished while cached
         band_rows = max(1, min(band_rows, BAND_BYTES // (4 * k_total * out_w)))
     bands = [(i0, min(out_h, i0 + band_rows)) for i0 in range(0, out_h, band_rows)]
-    if n_threads == 1 or size >= MIN_BAND_PIXELS * n_threads:
+    if not by_rows and (n_threads == 1 or size >= MIN_BAND_PIXELS * n_threads):
         # Bands of output rows: each builds its columns in its own thread's buffer, multiplies, finishes.
         def band_chunk(x_n, y_n, res_n, k):
             i0, i1 = bands[k]
@@ -870,6 +936,9 @@ def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, act
 
     # A small image: one set of columns, blocks of output channels as the chunks.
     blocks = _split(c_out, max(1, min(target_chunks, c_out // MIN_BLOCK_CHANNELS)))
+    # im2row's K axis is in (tap, channel) order: its weights are (M, kH, kW, C).
+    block_weights = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(c_out, k_total) if by_rows else weights
+    height, width = x_shape[2:]
 
     def run_channel_blocks(x, residual):
         y = np.empty(out_shape, dtype=np.float32)
@@ -878,13 +947,19 @@ def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, act
             res_n = residual[n].reshape(c_out, size) if has_res else _NO_RESIDUAL2
             if pointwise:
                 cols = x[n].reshape(channels, size)
+            elif by_rows:
+                buf = scratch(size * k_total + height * width * channels)
+                rows = buf[:size * k_total].reshape(size, k_total)
+                im2row(x[n], buf[size * k_total:].reshape(height, width, channels), rows, k_h, k_w, s_h, s_w,
+                       d_h, d_w, pad_top, pad_left, out_w)
+                cols = rows.T
             else:
                 cols = scratch(k_total * size).reshape(k_total, size)
                 im2col_rows(x[n], cols, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w, 0, out_h)
 
             def channel_chunk(k: int) -> None:
                 m0, m1 = blocks[k]
-                np.matmul(weights[m0:m1], cols, out=y_n[m0:m1])
+                np.matmul(block_weights[m0:m1], cols, out=y_n[m0:m1])
                 epilogue(y_n, m0, m1, 0, size, bias, code, alpha, slope, lo, hi, res_n, has_res)
 
             threads.run_parallel(channel_chunk, len(blocks))
@@ -990,17 +1065,21 @@ def warm_up() -> None:
     """Compile (or load from the on-disk cache) every kernel once, on a tiny input."""
     from ..ops.conv import conv_geometry
 
-    x = np.zeros((1, 2, 4, 4), np.float32)
+    small = np.zeros((1, 2, 4, 4), np.float32)
+    large = np.zeros((1, 2, 10, 10), np.float32)  # a 10x10 output: more pixels than IM2ROW_MAX_PIXELS
     bias = np.ones(2, np.float32)
-    # Dense 3x3 stride 1 and 2 and 1x1 (direct kernels), 5x5 (im2col + GEMM), depthwise 3x3 stride 1 (the flat
-    # kernel: a 4x4 input is small) and stride 2 (the row kernel), depthwise 5x5.
-    for w_shape, group, stride, pad in (((2, 2, 3, 3), 1, 1, 2), ((2, 2, 3, 3), 1, 2, 2), ((2, 2, 1, 1), 1, 1, 0),
-                                        ((2, 2, 5, 5), 1, 1, 2), ((2, 1, 3, 3), 2, 1, 2), ((2, 1, 3, 3), 2, 2, 2),
-                                        ((2, 1, 5, 5), 2, 1, 2)):
+    # Dense 3x3 stride 1 and 2 and 1x1 (direct kernels), 5x5 on a small output (im2row + GEMM) and a larger
+    # one (im2col + GEMM), depthwise 3x3 stride 1 (the flat kernel: a 4x4 input is small) and stride 2 (the
+    # row kernel), depthwise 5x5.
+    for x, w_shape, group, stride, pad in ((small, (2, 2, 3, 3), 1, 1, 2), (small, (2, 2, 3, 3), 1, 2, 2),
+                                           (small, (2, 2, 1, 1), 1, 1, 0), (small, (2, 2, 5, 5), 1, 1, 2),
+                                           (large, (2, 2, 5, 5), 1, 1, 2), (small, (2, 1, 3, 3), 2, 1, 2),
+                                           (small, (2, 1, 3, 3), 2, 2, 2), (small, (2, 1, 5, 5), 2, 1, 2)):
         w = np.zeros(w_shape, np.float32)
         geometry = conv_geometry(x.shape, w.shape, group=group, pads=[pad] * 4, strides=[stride, stride])
         conv2d(x, w, bias, geometry, "Relu")
 
 
 __all__ = ["ACTIVATION_CODES", "conv2d", "conv2d_runner", "conv3x3_direct", "depthwise_conv", "depthwise_conv3x3",
-           "depthwise_conv3x3_flat", "epilogue", "im2col_rows", "pad_planes", "pointwise_direct", "scratch", "warm_up"]
+           "depthwise_conv3x3_flat", "epilogue", "im2col_rows", "im2row", "pad_planes", "pointwise_direct", "scratch",
+           "warm_up"]
