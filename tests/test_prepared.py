@@ -45,7 +45,8 @@ def _unprepared(sess, feeds):
 
 
 def _every_prepared_kind():
-    """Depthwise, dense 3x3 (direct), 1x1, 5x5 (im2col), residual + PRelu, 1-D conv, max and average pools."""
+    """Depthwise, dense 3x3 (direct), 1x1, 5x5 (im2col), 3x3 stride 3 (im2row), residual + PRelu, 1-D conv,
+    max and average pools."""
     F = TensorProto.FLOAT
     nodes = [
         helper.make_node("Conv", ["x", "dw.W", "dw.B"], ["dw"], group=8, pads=[1, 1, 1, 1]),
@@ -58,10 +59,11 @@ def _every_prepared_kind():
         helper.make_node("PRelu", ["sum", "slope"], ["act"]),
         helper.make_node("AveragePool", ["act"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
         helper.make_node("Conv", ["seq", "c1.W", "c1.B"], ["y1"], pads=[1, 1], strides=[2]),
+        helper.make_node("Conv", ["mp", "s3.W"], ["y2"], pads=[1, 0, 0, 1], strides=[3, 3]),  # 12 pixels: im2row
     ]
     inits = {"dw.W": _w(8, 1, 3, 3), "dw.B": _w(8), "d3.W": _w(12, 8, 3, 3), "d3.B": _w(12), "pw.W": _w(6, 12, 1, 1),
-             "g5.W": _w(6, 8, 5, 5), "g5.B": _w(6), "slope": np.abs(_w(6, 1, 1)), "c1.W": _w(5, 4, 3), "c1.B": _w(5)}
-    return _model(nodes, [("x", F, [1, 8, 19, 22]), ("seq", F, [2, 4, 31])], inits, outputs=("y", "y1"))
+             "g5.W": _w(6, 8, 5, 5), "g5.B": _w(6), "slope": np.abs(_w(6, 1, 1)), "c1.W": _w(5, 4, 3), "c1.B": _w(5), "s3.W": _w(5, 8, 3, 3)}
+    return _model(nodes, [("x", F, [1, 8, 19, 22]), ("seq", F, [2, 4, 31])], inits, outputs=("y", "y1", "y2"))
 
 
 def test_prepared_runs_are_bitwise_the_ops_results():
@@ -72,7 +74,7 @@ def test_prepared_runs_are_bitwise_the_ops_results():
     first = sess.run(None, feeds)  # builds and prepares the plan
     (plan, _), = sess._plans.values()
     prepared = sorted(s.node.op_type for s in plan.steps if s.prepared is not None)
-    assert prepared == ["AveragePool", "Conv", "Conv", "Conv", "FusedConv", "FusedConv", "MaxPool"], prepared
+    assert prepared == ["AveragePool", "Conv", "Conv", "Conv", "Conv", "FusedConv", "FusedConv", "MaxPool"], prepared
     again = sess.run(None, feeds)  # runs the prepared forms
     for a, b, c in zip(first, again, _unprepared(sess, feeds)):
         assert np.array_equal(a, b) and np.array_equal(b, c)
@@ -99,6 +101,39 @@ def test_prepared_resize_is_bitwise_the_op(opset, node, inits):
     assert plan.steps[0].prepared is not None
     again = sess.run(None, {"x": x})[0]
     assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
+
+
+@pytest.mark.parametrize("opset, node, inits", [
+    (2, helper.make_node("Pad", ["x"], ["y"], pads=[0, 2, 1, 0, 0, 1, 0, 3], value=1.5), {}),
+    (11, helper.make_node("Pad", ["x", "pads", "value"], ["y"]),
+     {"pads": np.array([0, 4, 0, 0, 0, 4, 0, 0], np.int64), "value": np.array(0, np.float32)}),
+    (13, helper.make_node("Pad", ["x", "pads"], ["y"]), {"pads": np.array([0, -1, 2, 1, 0, 0, -3, 1], np.int64)}),
+    (18, helper.make_node("Pad", ["x", "pads", "", "axes"], ["y"]),
+     {"pads": np.array([1, 2, 0, 1], np.int64), "axes": np.array([-1, 1], np.int64)}),
+])
+def test_prepared_pad_is_bitwise_the_op(opset, node, inits):
+    """A constant-mode Pad with constant pads keeps its output shape and slices (attribute and input forms,
+    channel pads like age_cydral's shortcuts, negative pads, axes)."""
+    model = _model([node], [("x", TensorProto.FLOAT, [1, 3, 7, 5])], inits, opset=opset)
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    x = rng.standard_normal((1, 3, 7, 5)).astype(np.float32)
+    first = sess.run(None, {"x": x})[0]
+    (plan, _), = sess._plans.values()
+    assert plan.steps[0].prepared is not None
+    again = sess.run(None, {"x": x})[0]
+    assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
+
+
+def test_a_pad_with_pads_from_the_data_runs_unprepared():
+    """Pads computed from a graph input cannot be prepared: every run pads by that run's amounts."""
+    model = _model([helper.make_node("Pad", ["x", "pads"], ["y"])],
+                   [("x", TensorProto.FLOAT, [1, 2, 3]), ("pads", TensorProto.INT64, [6])], {}, opset=13)
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    x = np.ones((1, 2, 3), np.float32)
+    assert sess.run(None, {"x": x, "pads": np.array([0, 0, 1, 0, 0, 2], np.int64)})[0].shape == (1, 2, 6)
+    (plan, _), = sess._plans.values()
+    assert plan.steps[0].prepared is None
+    assert sess.run(None, {"x": x, "pads": np.array([0, 1, 0, 0, 0, 0], np.int64)})[0].shape == (1, 3, 3)
 
 
 def test_thread_count_can_change_between_runs():

@@ -20,12 +20,13 @@ returns its input): no minicnn op ever modifies its inputs, so that is safe.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from onnx import helper
 
 from ..errors import InputError, UnsupportedOpError
-from .registry import register
+from .registry import register, register_preparer
 
 INT32_MAX = np.iinfo(np.int32).max
 INT64_MAX = np.iinfo(np.int64).max
@@ -385,6 +386,59 @@ def Tile(input, repeats):
 PAD_MODES = ("constant", "reflect", "edge")
 
 
+def _pad_geometry(shape: tuple, pads, axes, mode: str) -> tuple[tuple, list]:
+    """Check a Pad and resolve it: the crop of the input (negative pads) and the (begin, end) widths to add."""
+    if mode not in PAD_MODES:
+        raise UnsupportedOpError(f"Pad: mode={mode!r} is not supported (supported: {', '.join(PAD_MODES)})")
+    if pads is None:
+        raise InputError("Pad needs pads")
+    rank = len(shape)
+    amounts = _ints(pads, "Pad: pads")
+    axes_l = list(range(rank)) if axes is None else [_axis(a, rank, "Pad") for a in _ints(axes, "Pad: axes")]
+    if len(amounts) != 2 * len(axes_l):
+        raise InputError(f"Pad: pads {amounts} should hold 2 values per padded axis ({len(axes_l)} axes, "
+                         f"input {list(shape)})")
+    begin = dict(zip(axes_l, amounts[:len(axes_l)]))
+    end = dict(zip(axes_l, amounts[len(axes_l):]))
+    # First crop the negative pads, then pad the positive ones.
+    crop = tuple(slice(max(-begin.get(a, 0), 0), shape[a] - max(-end.get(a, 0), 0)) for a in range(rank))
+    if any(s.start > s.stop for s in crop):
+        raise InputError(f"Pad: negative pads {amounts} remove more than the whole input {list(shape)}")
+    widths = [(max(begin.get(a, 0), 0), max(end.get(a, 0), 0)) for a in range(rank)]
+    if mode != "constant":
+        cropped = [s.stop - s.start for s in crop]
+        for a, (b, e) in enumerate(widths):
+            if (b or e) and cropped[a] == 0:
+                raise InputError(f"Pad: mode={mode!r} cannot pad an empty dim {a}")
+            if mode == "reflect" and max(b, e) >= cropped[a] and (b or e):
+                raise InputError(f"Pad: reflect pads ({b}, {e}) on dim {a} of size {cropped[a]} must be smaller "
+                                 "than the dim")
+    return crop, widths
+
+
+def _constant_pad_runner(crop: tuple, widths: list, cropped_shape: tuple, fill) -> Callable:
+    """``run(x)`` for a constant-mode Pad: a new array of the fill value, the (cropped) input copied into it.
+
+    (np.pad does the same in several passes and costs ~100 microseconds on
+    BlazeFace's small channel pads.) ``fill`` is already of the data's type.
+    """
+    out_shape = tuple(b + n + e for n, (b, e) in zip(cropped_shape, widths))
+    middle = tuple(slice(b, b + n) for n, (b, _) in zip(cropped_shape, widths))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = np.full(out_shape, fill, dtype=x.dtype)
+        out[middle] = x[crop]
+        return out
+
+    return run
+
+
+def _pad_fill(x: np.ndarray, constant_value, value):
+    """The constant-mode fill: the ``constant_value`` input (opset >= 11) or the ``value`` attribute, as x's type."""
+    fill = value if constant_value is None else np.asarray(constant_value).reshape(-1)[0]
+    return x.dtype.type(fill)
+
+
 @register("Pad")
 def Pad(data, pads=None, constant_value=None, axes=None, *, mode="constant", value=0.0):
     """Grow (or, with negative pads, shrink) each dim at both ends.
@@ -399,34 +453,24 @@ def Pad(data, pads=None, constant_value=None, axes=None, *, mode="constant", val
     that many values from that end.
     """
     x = np.asarray(data)
-    if mode not in PAD_MODES:
-        raise UnsupportedOpError(f"Pad: mode={mode!r} is not supported (supported: {', '.join(PAD_MODES)})")
-    if pads is None:
-        raise InputError("Pad needs pads")
-    amounts = _ints(pads, "Pad: pads")
-    axes_l = list(range(x.ndim)) if axes is None else [_axis(a, x.ndim, "Pad") for a in _ints(axes, "Pad: axes")]
-    if len(amounts) != 2 * len(axes_l):
-        raise InputError(f"Pad: pads {amounts} should hold 2 values per padded axis ({len(axes_l)} axes, "
-                         f"input {list(x.shape)})")
-    begin = dict(zip(axes_l, amounts[:len(axes_l)]))
-    end = dict(zip(axes_l, amounts[len(axes_l):]))
-    # First crop the negative pads, then pad the positive ones.
-    crop = tuple(slice(max(-begin.get(a, 0), 0), x.shape[a] - max(-end.get(a, 0), 0)) for a in range(x.ndim))
-    if any(s.start > s.stop for s in crop):
-        raise InputError(f"Pad: negative pads {amounts} remove more than the whole input {list(x.shape)}")
-    x = x[crop]
-    widths = [(max(begin.get(a, 0), 0), max(end.get(a, 0), 0)) for a in range(x.ndim)]
+    crop, widths = _pad_geometry(x.shape, pads, axes, mode)
     if mode == "constant":
-        # A new array of the fill value with the input copied into its middle (np.pad does the same
-        # in several passes and costs ~100 microseconds on BlazeFace's small channel pads).
-        fill = value if constant_value is None else np.asarray(constant_value).reshape(-1)[0]
-        out = np.full([b + n + e for n, (b, e) in zip(x.shape, widths)], x.dtype.type(fill), dtype=x.dtype)
-        out[tuple(slice(b, b + n) for n, (b, _) in zip(x.shape, widths))] = x
-        return out
-    for a, (b, e) in enumerate(widths):
-        if (b or e) and x.shape[a] == 0:
-            raise InputError(f"Pad: mode={mode!r} cannot pad an empty dim {a}")
-        if mode == "reflect" and max(b, e) >= x.shape[a] and (b or e):
-            raise InputError(f"Pad: reflect pads ({b}, {e}) on dim {a} of size {x.shape[a]} must be smaller "
-                             "than the dim")
-    return np.pad(x, widths, mode=mode)
+        cropped = x[crop]
+        return _constant_pad_runner(crop, widths, cropped.shape, _pad_fill(x, constant_value, value))(x)
+    return np.pad(x[crop], widths, mode=mode)
+
+
+@register_preparer("Pad", backend="numba")
+def prepare_Pad(args, constant, *, mode="constant", value=0.0, pads=None):
+    """A session's prepared constant-mode Pad: shapes, slices and fill worked out once, when pads are constant.
+
+    Before opset 11 ``pads`` is an attribute (``args`` is just the data);
+    from 11 on it is an input, with the fill and (opset 18) the axes.
+    """
+    data, pads_in, constant_value, axes = (list(args) + [None] * 4)[:4]
+    if mode != "constant" or not all(constant[1:]):
+        return None
+    x = np.asarray(data)
+    crop, widths = _pad_geometry(x.shape, pads if len(args) == 1 else pads_in, axes, mode)
+    run = _constant_pad_runner(crop, widths, x[crop].shape, _pad_fill(x, constant_value, value))
+    return lambda X, *_constant_inputs: run(X)
