@@ -62,7 +62,8 @@ def _every_prepared_kind():
         helper.make_node("Conv", ["mp", "s3.W"], ["y2"], pads=[1, 0, 0, 1], strides=[3, 3]),  # 12 pixels: im2row
     ]
     inits = {"dw.W": _w(8, 1, 3, 3), "dw.B": _w(8), "d3.W": _w(12, 8, 3, 3), "d3.B": _w(12), "pw.W": _w(6, 12, 1, 1),
-             "g5.W": _w(6, 8, 5, 5), "g5.B": _w(6), "slope": np.abs(_w(6, 1, 1)), "c1.W": _w(5, 4, 3), "c1.B": _w(5), "s3.W": _w(5, 8, 3, 3)}
+             "g5.W": _w(6, 8, 5, 5), "g5.B": _w(6), "slope": np.abs(_w(6, 1, 1)), "c1.W": _w(5, 4, 3), "c1.B": _w(5),
+             "s3.W": _w(5, 8, 3, 3)}
     return _model(nodes, [("x", F, [1, 8, 19, 22]), ("seq", F, [2, 4, 31])], inits, outputs=("y", "y1", "y2"))
 
 

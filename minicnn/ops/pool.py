@@ -265,6 +265,19 @@ def GlobalAveragePool(X):
     return X.mean(axis=tuple(range(2, X.ndim)), keepdims=True, dtype=X.dtype)
 
 
+@register("GlobalAveragePool", backend="numba")
+def GlobalAveragePool_numba(X):
+    """The mean of each channel, by ``cpu_pool.plane_means`` (float32; other dtypes and empty inputs: the reference)."""
+    X = _check_input(X, "GlobalAveragePool")
+    if X.ndim < 3 or X.dtype != np.float32 or X.size == 0:
+        return GlobalAveragePool(X)
+    from ..kernels import cpu_pool
+
+    out = np.empty(X.shape[:2] + (1,) * (X.ndim - 2), dtype=np.float32)
+    cpu_pool.plane_means(np.ascontiguousarray(X).reshape(X.shape[0] * X.shape[1], -1), out.reshape(-1))
+    return out
+
+
 @register("GlobalMaxPool")
 def GlobalMaxPool(X):
     """The maximum of each channel: (N, C, H, W) -> (N, C, 1, 1)."""
