@@ -347,6 +347,49 @@ def test_depthwise_3x3_matches_onnxruntime(case, activation, with_residual, seed
     assert_close(got, expected, W, f"depthwise 3x3 kernel, strides {attrs['strides']}, pads {attrs['pads']}")
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 2), c_in=st.integers(1, 6), c_out=st.integers(1, 9), h=st.integers(1, 13),
+       w=st.integers(1, 13), pads=st.lists(st.integers(0, 2), min_size=4, max_size=4),
+       activation=st.sampled_from(["", "Relu", "PRelu"]), with_residual=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_winograd_matches_onnxruntime(n_threads, n, c_in, c_out, h, w, pads, activation, with_residual, seed):
+    """Winograd F(2x2, 3x3) (``cpu_conv._winograd_runner``), forced on every 3x3 stride-1 shape: odd and even
+    output sizes (the last tile row and column cut), 1x1 outputs, asymmetric pads, the 16 GEMMs split between
+    threads, with bias, residual and activation. Its transforms only add and halve: the same tolerance as every
+    other path."""
+    from minicnn.kernels import cpu_conv
+
+    assume(h + pads[0] + pads[2] >= 3 and w + pads[1] + pads[3] >= 3)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, c_in, h, w), dtype=np.float32)
+    W = rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32)
+    B = rng.standard_normal(c_out, dtype=np.float32)
+    attrs = dict(pads=pads)
+    slope = rng.uniform(-0.5, 0.5, (c_out, 1, 1)).astype(np.float32)
+    out_shape = ort_conv(X, W, B, attrs).shape
+    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
+    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
+        patch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 1)
+        patch.setattr(cpu_conv, "WINOGRAD_MIN_PIXELS", 1)
+        patch.setattr(cpu_conv, "WINOGRAD_MIN_OUT_CHANNELS", 1)
+        patch.setattr(cpu_conv, "WINOGRAD_MAX_PIXELS", 10**9)
+        patch.setattr(cpu_conv, "MIN_PARALLEL_MACS", 0)
+        got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual, **attrs,
+                          activation=activation)
+    assert_close(got, expected, W, f"Winograd F(2x2, 3x3), {n_threads} threads")
+
+
+def test_winograd_weights_transform_a_filter_exactly():
+    """``U = G g G^T``: for a filter of ones, U's corners and edges follow from G's rows (1, 0, 0), (.5, .5, .5),
+    (.5, -.5, .5), (0, 0, 1): row sums 1, 1.5, 0.5, 1."""
+    from minicnn.kernels import cpu_conv
+
+    u = cpu_conv.winograd_weights(np.ones((1, 1, 3, 3), np.float32)).reshape(4, 4)
+    sums = np.array([1, 1.5, 0.5, 1])
+    np.testing.assert_array_equal(u, np.outer(sums, sums).astype(np.float32))
+
+
 @st.composite
 def dense_gemm_cases(draw):
     """Dense convolutions that go through BLAS: any kernel, stride 1-3, dilation 1-2, asymmetric pads, outputs

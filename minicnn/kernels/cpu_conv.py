@@ -24,6 +24,11 @@ convolution in a mobile CNN are limited by different things:
   With M <= 64 output channels a GEMM has too few rows for BLAS to run at
   speed, and building the 9x larger column matrix costs more than the
   multiply-adds.
+* **dense 3x3, stride 1, 32+ input and 16+ output channels, 100-1600
+  output pixels** (classifiers' middle layers, RetinaFace's context
+  modules): Winograd's F(2x2, 3x3) (:func:`winograd_input`, 16 GEMMs,
+  :func:`winograd_output`): each 2x2 output tile costs 16 multiply-adds per
+  input channel instead of 36, bought with additions in the transforms.
 * **dense** (everything else): :func:`im2col_rows`
   builds the column matrix band by band (a few output rows at a time, so
   the band stays in L2 cache) into a buffer that is reused from call to
@@ -156,6 +161,23 @@ of ``benchmarks/bench_conv_cpu.py``):
    it (0.78-0.84x). Tried and dropped beside it: a Numba kernel taking
    ``rows`` as 4 dot products at a time (no BLAS packing of the
    weights): as fast as BLAS on these shapes, and no faster in the model.
+12. Winograd F(2x2, 3x3) (:func:`_winograd_runner`) for dense 3x3 layers
+   at stride 1 within the ``WINOGRAD_*`` limits. Transforms in Numba,
+   additions only; the 16 GEMMs in BLAS, split between threads. A first
+   layout (16, C, tiles) put the 16 values of a tile a multiple of 4 KiB
+   apart, and the transforms ran 3-5x slower than with (C, 16, tiles).
+   Against the kernel each shape had before, 1 thread, alternated in one
+   process on random data: 1.3-1.9x on 32-256 channels at 3x3 to 40x40
+   (direct kernel or im2row + BLAS before); 2 threads 0.9-1.8x. Errors
+   against a float64 convolution 1.8-4.7e-7 of the output's range, below
+   the direct kernel's 3.4-9.8e-7. Inside the models (per layer, real
+   inputs): gender_cydral's three layers and age_cydral's 64x14x14 pair
+   1.4-1.5x, RetinaFace's seven 16-64 channel layers at 20x20 and 40x40
+   1.03-1.38x; where it lost (weights larger than the pixels: age_cydral's
+   256x3x3 0.7x, 128x7x7 0.85-0.9x; 2-8 output channels: SCRFD's heads
+   0.6-0.85x) the limits keep the old kernels. Whole models, old and new
+   sessions alternated: gender_cydral 1.23-1.25x, age_cydral 1.10x,
+   RetinaFace within its noise (0.96x, ranges overlapping by 10 ms).
 """
 
 from __future__ import annotations
@@ -238,6 +260,21 @@ FLAT_MAX_WIDTH = 32
 # on 196-784 pixels: measured on the zoo's shapes at 1 thread, the sum of the two was clearly ahead up to
 # 64 pixels and even at 196-225 (version history, item 11).
 IM2ROW_MAX_PIXELS = 64
+# Dense 3x3 convolutions at stride 1 with at least WINOGRAD_MIN_CHANNELS input channels and
+# WINOGRAD_MIN_PIXELS to WINOGRAD_MAX_PIXELS output pixels run Winograd's F(2x2, 3x3) (:func:`winograd_input`,
+# 16 GEMMs, :func:`winograd_output`): 16 multiply-adds per 2x2 output tile and input channel instead of 36.
+# Measured at 1 thread against the kernel that ran them before (direct, or im2row + BLAS): 1.3-1.9x on
+# 32-64 channels at 14x14 to 40x40; slower with 3-16 input channels (the transforms dominate: 0.5-0.8x)
+# and on 80x80 (0.9x: the 16 GEMMs' operands no longer fit in cache). On small outputs it is fast alone
+# but slow inside a model: its transformed weights are 16/9 of the originals, and a layer whose weights
+# outweigh its pixels (age_cydral's 256 channels on 3x3, 128 on 6x6 and 7x7) waits for memory: 0.7-0.9x
+# there, 1.4-1.5x on the same model's 64 channels at 14x14. With fewer than WINOGRAD_MIN_OUT_CHANNELS
+# output channels the 16 GEMMs are too thin (SCRFD's heads with 2 and 8: 0.6-0.85x; 16 to 64 channels on
+# RetinaFace's 20x20 and 40x40 maps: 1.03-1.38x). Version history, item 12.
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_OUT_CHANNELS = 16
+WINOGRAD_MIN_PIXELS = 100
+WINOGRAD_MAX_PIXELS = 1600
 
 
 @njit(inline="always")
@@ -362,6 +399,102 @@ def im2row(x, xh, rows, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, out_w):
                     else:
                         for c in range(channels):
                             seg[c] = 0
+
+
+def winograd_weights(w: np.ndarray) -> np.ndarray:
+    """Winograd F(2x2, 3x3) filter transform ``U = G g G^T`` of (M, C, 3, 3) weights, as (16, M, C) float32.
+
+    ``G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]``;
+    ``U[4*i + j]`` is entry (i, j) of every filter's 4x4 transform (computed
+    in float64, once per layer).
+    """
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    u = np.einsum("ai,mcij,bj->abmc", g, w.astype(np.float64), g)
+    return np.ascontiguousarray(u.reshape(16, w.shape[0], w.shape[1]), dtype=np.float32)
+
+
+@njit(nogil=True, cache=True)
+def winograd_input(x, padded, v, pad_top, pad_left, tiles_w):
+    """Winograd F(2x2, 3x3) input transform of one image ``x`` (C, H, W) into ``v`` (C, 16, tiles).
+
+    Output tile ``t = a * tiles_w + b`` (output pixels ``2a..2a+1`` x
+    ``2b..2b+1``) reads the 4x4 patch ``d`` of the zero-padded input at
+    ``(2a, 2b)``; ``v[c, 4*i + j, t]`` is entry (i, j) of ``B^T d B`` with
+    ``B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]``:
+    only additions. Each channel is first copied into ``padded`` (C, 2 *
+    tiles_h + 2, 2 * tiles_w + 2), zeros around it. The 16 values of a tile
+    go to 16 rows 1 tile apart ((C, 16, tiles), not (16, C, tiles): planes
+    a multiple of 4 KiB apart made every store of a tile hit the same L1
+    cache set, 3-5x slower).
+    """
+    channels, height, width = x.shape
+    n_rows = padded.shape[1]
+    tiles_h = (n_rows - 2) // 2
+    for c in range(channels):
+        plane = padded[c]
+        for r in range(n_rows):
+            row = plane[r]
+            src_r = r - pad_top
+            row[:] = 0
+            if 0 <= src_r < height:
+                inside = row[pad_left:pad_left + width]
+                src = x[c, src_r]
+                for q in range(inside.shape[0]):
+                    inside[q] = src[q]
+        out = v[c]
+        for a in range(tiles_h):
+            r0 = plane[2 * a]
+            r1 = plane[2 * a + 1]
+            r2 = plane[2 * a + 2]
+            r3 = plane[2 * a + 3]
+            for b in range(tiles_w):
+                q = 2 * b
+                t = a * tiles_w + b
+                # B^T d, one column of the patch at a time: rows 0 - 2, 1 + 2, 2 - 1, 1 - 3.
+                c0 = (r0[q] - r2[q], r1[q] + r2[q], r2[q] - r1[q], r1[q] - r3[q])
+                c1 = (r0[q + 1] - r2[q + 1], r1[q + 1] + r2[q + 1], r2[q + 1] - r1[q + 1], r1[q + 1] - r3[q + 1])
+                c2 = (r0[q + 2] - r2[q + 2], r1[q + 2] + r2[q + 2], r2[q + 2] - r1[q + 2], r1[q + 2] - r3[q + 2])
+                c3 = (r0[q + 3] - r2[q + 3], r1[q + 3] + r2[q + 3], r2[q + 3] - r1[q + 3], r1[q + 3] - r3[q + 3])
+                # ... times B: columns 0 - 2, 1 + 2, 2 - 1, 1 - 3.
+                for i in range(4):
+                    out[4 * i, t] = c0[i] - c2[i]
+                    out[4 * i + 1, t] = c1[i] + c2[i]
+                    out[4 * i + 2, t] = c2[i] - c1[i]
+                    out[4 * i + 3, t] = c1[i] - c3[i]
+
+
+@njit(nogil=True, cache=True)
+def winograd_output(m, y, tiles_w):
+    """Winograd F(2x2, 3x3) output transform: ``m`` (M, 16, tiles) -> ``y`` (M, OH, OW) of one image.
+
+    Output tile ``t = a * tiles_w + b`` is ``A^T m_t A`` with ``A^T = [[1, 1,
+    1, 0], [0, 1, -1, -1]]``, the 2x2 output pixels at ``(2a, 2b)``; pixels
+    past an odd output's last row or column are dropped.
+    """
+    c_out, out_h, out_w = y.shape
+    tiles_h = m.shape[2] // tiles_w
+    for ch in range(c_out):
+        src = m[ch]
+        for a in range(tiles_h):
+            i0 = 2 * a
+            top = y[ch, i0]
+            bottom = y[ch, min(i0 + 1, out_h - 1)]
+            for b in range(tiles_w):
+                t = a * tiles_w + b
+                # A^T m: rows 0 + 1 + 2 and 1 - 2 - 3 of the tile, per column j.
+                s = (src[0, t] + src[4, t] + src[8, t], src[1, t] + src[5, t] + src[9, t],
+                     src[2, t] + src[6, t] + src[10, t], src[3, t] + src[7, t] + src[11, t])
+                d = (src[4, t] - src[8, t] - src[12, t], src[5, t] - src[9, t] - src[13, t],
+                     src[6, t] - src[10, t] - src[14, t], src[7, t] - src[11, t] - src[15, t])
+                j0 = 2 * b
+                # ... times A: columns 0 + 1 + 2 and 1 - 2 - 3 (no bottom row in an odd output's last tile row).
+                if i0 + 1 < out_h:
+                    bottom[j0] = d[0] + d[1] + d[2]
+                    if j0 + 1 < out_w:
+                        bottom[j0 + 1] = d[1] - d[2] - d[3]
+                top[j0] = s[0] + s[1] + s[2]
+                if j0 + 1 < out_w:
+                    top[j0 + 1] = s[1] - s[2] - s[3]
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -889,6 +1022,12 @@ def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, act
         return lambda x, residual: _grouped_conv(x, w, bias, geometry, np.empty(out_shape, dtype=np.float32),
                                                  code, alpha, slope, lo, hi, residual)
 
+    if (k_h == k_w == 3 and geometry.strides == (1, 1) and geometry.dilations == (1, 1)
+            and channels >= WINOGRAD_MIN_CHANNELS and c_out >= WINOGRAD_MIN_OUT_CHANNELS
+            and WINOGRAD_MIN_PIXELS <= size <= WINOGRAD_MAX_PIXELS):
+        return _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, code, alpha, slope, lo,
+                                hi, has_res)
+
     if (k_h == k_w == 3 and geometry.strides in ((1, 1), (2, 2)) and geometry.dilations == (1, 1)
             and c_out <= DIRECT_MAX_CHANNELS and size >= DIRECT_MIN_PIXELS):
         return _direct_conv3x3_runner(x_shape, w, bias, out_shape, s_h, pad_top, pad_left, target_chunks, code,
@@ -1036,6 +1175,49 @@ def _direct_conv3x3_runner(x_shape, w, bias, out_shape, stride, pad_top, pad_lef
     return run
 
 
+def _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, code, alpha, slope, lo, hi,
+                     has_res) -> Callable:
+    """Dense 3x3 convolution at stride 1 by Winograd's F(2x2, 3x3): transform, 16 GEMMs, transform back.
+
+    Each 2x2 output tile is ``A^T [sum over c of U_c * (B^T d_c B)] A``
+    with ``U = G g G^T`` (the elementwise product in the 4x4 transformed
+    space): for each of the 16 transformed positions, a GEMM of the (M, C)
+    transformed filters by the (C, tiles) transformed inputs. The input
+    transform (:func:`winograd_input`) and the output transform
+    (:func:`winograd_output`) run on the calling thread; the 16 GEMMs are
+    split between the threads; then :func:`epilogue` adds bias and residual
+    and applies the activation. The transforms use only additions and
+    halves, so results differ from a direct sum by float32 round-off.
+    """
+    n_img, c_out, out_h, out_w = out_shape
+    channels = x_shape[1]
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    tiles = tiles_h * tiles_w
+    u = winograd_weights(w)
+    ranges = _split(16, n_threads)
+
+    def run(x, residual):
+        y = np.empty(out_shape, dtype=np.float32)
+        buf = scratch(channels * (2 * tiles_h + 2) * (2 * tiles_w + 2) + (channels + c_out) * 16 * tiles)
+        n_pad = channels * (2 * tiles_h + 2) * (2 * tiles_w + 2)
+        padded = buf[:n_pad].reshape(channels, 2 * tiles_h + 2, 2 * tiles_w + 2)
+        v = buf[n_pad:n_pad + channels * 16 * tiles].reshape(channels, 16, tiles)
+        m = buf[n_pad + channels * 16 * tiles:].reshape(c_out, 16, tiles)
+        # The GEMM for position k: (M, C) @ (C, tiles), strided views of v and m.
+        v_k, m_k = v.transpose(1, 0, 2), m.transpose(1, 0, 2)
+        for n in range(n_img):
+            winograd_input(x[n], padded, v, pad_top, pad_left, tiles_w)
+            threads.run_parallel(lambda k: np.matmul(u[ranges[k][0]:ranges[k][1]], v_k[ranges[k][0]:ranges[k][1]],
+                                                     out=m_k[ranges[k][0]:ranges[k][1]]), len(ranges))
+            winograd_output(m, y[n], tiles_w)
+            res_n = residual[n].reshape(c_out, out_h * out_w) if has_res else _NO_RESIDUAL2
+            epilogue(y[n].reshape(c_out, out_h * out_w), 0, c_out, 0, out_h * out_w, bias, code, alpha, slope, lo,
+                     hi, res_n, has_res)
+        return y
+
+    return run
+
+
 def _grouped_conv(x, w, bias, geometry, y, code, alpha, slope, lo, hi, residual) -> np.ndarray:
     """Grouped (not depthwise) convolution: one im2col over all channels, one batched GEMM over the groups.
 
@@ -1078,8 +1260,12 @@ def warm_up() -> None:
         w = np.zeros(w_shape, np.float32)
         geometry = conv_geometry(x.shape, w.shape, group=group, pads=[pad] * 4, strides=[stride, stride])
         conv2d(x, w, bias, geometry, "Relu")
+    # Winograd: 3x3 at stride 1, the smallest shape it takes.
+    x = np.zeros((1, WINOGRAD_MIN_CHANNELS, 10, 10), np.float32)  # a 10x10 output: WINOGRAD_MIN_PIXELS
+    w = np.zeros((WINOGRAD_MIN_OUT_CHANNELS, WINOGRAD_MIN_CHANNELS, 3, 3), np.float32)
+    conv2d(x, w, np.ones(WINOGRAD_MIN_OUT_CHANNELS, np.float32), conv_geometry(x.shape, w.shape, pads=[1] * 4), "Relu")
 
 
 __all__ = ["ACTIVATION_CODES", "conv2d", "conv2d_runner", "conv3x3_direct", "depthwise_conv", "depthwise_conv3x3",
            "depthwise_conv3x3_flat", "epilogue", "im2col_rows", "im2row", "pad_planes", "pointwise_direct", "scratch",
-           "warm_up"]
+           "warm_up", "winograd_input", "winograd_output", "winograd_weights"]
