@@ -167,7 +167,7 @@ of ``benchmarks/bench_conv_cpu.py``):
    layout (16, C, tiles) put the 16 values of a tile a multiple of 4 KiB
    apart, and the transforms ran 3-5x slower than with (C, 16, tiles).
    Against the kernel each shape had before, 1 thread, alternated in one
-   process on random data: 1.3-1.9x on 32-256 channels at 3x3 to 40x40
+   process on random data: 1.2-1.9x on 32-256 channels at 3x3 to 40x40
    (direct kernel or im2row + BLAS before); 2 threads 0.9-1.8x. Errors
    against a float64 convolution 1.8-4.7e-7 of the output's range, below
    the direct kernel's 3.4-9.8e-7. Inside the models (per layer, real
