@@ -168,11 +168,11 @@ of ``benchmarks/bench_conv_cpu.py``):
    apart, and the transforms ran 3-5x slower than with (C, 16, tiles).
    Against the kernel each shape had before, 1 thread, alternated in one
    process on random data: 1.2-1.9x on 32-256 channels at 3x3 to 40x40
-   (direct kernel or im2row + BLAS before); 2 threads 0.9-1.8x. Errors
-   against a float64 convolution 1.8-4.7e-7 of the output's range, below
-   the direct kernel's 3.4-9.8e-7. Inside the models (per layer, real
-   inputs): gender_cydral's three layers and age_cydral's 64x14x14 pair
-   1.4-1.5x, RetinaFace's seven 16-64 channel layers at 20x20 and 40x40
+   (direct kernel or im2row + BLAS before; gender_cydral's shapes
+   1.3-1.8x); 2 threads 0.9-1.8x. Errors against a float64 convolution
+   1.8-4.7e-7 of the output's range, the old kernels' 3.4-9.8e-7. Inside
+   the models (per layer, real inputs): age_cydral's 64x14x14 pair
+   1.44-1.51x, RetinaFace's seven 16-64 channel layers at 20x20 and 40x40
    1.03-1.38x; where it lost (weights larger than the pixels: age_cydral's
    256x3x3 0.7x, 128x7x7 0.85-0.9x; 2-8 output channels: SCRFD's heads
    0.6-0.85x) the limits keep the old kernels. Whole models, old and new
