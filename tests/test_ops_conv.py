@@ -249,6 +249,16 @@ def ort_conv_chain(X, W, B, attrs, activation, slope=None, residual=None, clip=(
     return sess.run(None, feeds)[0]
 
 
+def chain_case(X, W, B, attrs, activation: str, with_residual: bool, seed: int):
+    """A per-channel PRelu slope, a residual of the output's shape (or None), and onnxruntime's
+    Conv -> [Add residual] -> activation on them: what a FusedConv test compares with."""
+    rng = np.random.default_rng(seed)
+    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
+    out_shape = ort_conv(X, W, B, attrs).shape
+    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
+    return slope, residual, ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+
+
 @pytest.mark.parametrize("with_residual", [False, True], ids=["plain", "residual"])
 @pytest.mark.parametrize("activation", list(ACTIVATION_NODES), ids=lambda a: a or "none")
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -302,11 +312,8 @@ def test_direct_3x3_matches_onnxruntime(n_threads, case, activation, with_residu
     from minicnn.kernels import cpu_conv
 
     X, W, B, attrs = case
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
-    out_shape = ort_conv(X, W, B, attrs).shape
-    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
-    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    slope, residual, expected = chain_case(X, W, B, attrs, activation, with_residual,
+                                           data.draw(st.integers(0, 2**32 - 1)))
     with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
         patch.setattr(cpu_conv, "MIN_PARALLEL_MACS", 0)  # split even these small convolutions into bands
         patch.setattr(cpu_conv, "CHUNK_MACS", 2_000)
@@ -337,11 +344,7 @@ def depthwise_3x3_cases(draw):
        seed=st.integers(0, 2**32 - 1))
 def test_depthwise_3x3_matches_onnxruntime(case, activation, with_residual, seed):
     X, W, B, attrs = case
-    rng = np.random.default_rng(seed)
-    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
-    out_shape = ort_conv(X, W, B, attrs).shape
-    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
-    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    slope, residual, expected = chain_case(X, W, B, attrs, activation, with_residual, seed)
     got = numba_fused(X, W, B, slope if activation == "PRelu" else None, residual=residual, **attrs,
                       activation=activation)
     assert_close(got, expected, W, f"depthwise 3x3 kernel, strides {attrs['strides']}, pads {attrs['pads']}")
@@ -365,10 +368,7 @@ def test_winograd_matches_onnxruntime(n_threads, n, c_in, c_out, h, w, pads, act
     W = rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32)
     B = rng.standard_normal(c_out, dtype=np.float32)
     attrs = dict(pads=pads)
-    slope = rng.uniform(-0.5, 0.5, (c_out, 1, 1)).astype(np.float32)
-    out_shape = ort_conv(X, W, B, attrs).shape
-    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
-    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    slope, residual, expected = chain_case(X, W, B, attrs, activation, with_residual, seed + 1)
     with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
         patch.setattr(cpu_conv, "WINOGRAD_MIN_CHANNELS", 1)
         patch.setattr(cpu_conv, "WINOGRAD_MIN_PIXELS", 1)
@@ -420,11 +420,7 @@ def test_im2row_and_im2col_match_onnxruntime(builder, n_threads, case, activatio
     from minicnn.kernels import cpu_conv
 
     X, W, B, attrs = case
-    rng = np.random.default_rng(seed)
-    slope = rng.uniform(-0.5, 0.5, (W.shape[0], 1, 1)).astype(np.float32)
-    out_shape = ort_conv(X, W, B, attrs).shape
-    residual = rng.standard_normal(out_shape, dtype=np.float32) if with_residual else None
-    expected = ort_conv_chain(X, W, B, attrs, activation, slope, residual)
+    slope, residual, expected = chain_case(X, W, B, attrs, activation, with_residual, seed)
     with pytest.MonkeyPatch.context() as patch, threads.limit(n_threads):
         patch.setattr(cpu_conv, "IM2ROW_MAX_PIXELS", 10**9 if builder == "im2row" else 0)
         patch.setattr(cpu_conv, "MIN_PARALLEL_MACS", 0)  # split even these small convolutions

@@ -81,6 +81,19 @@ def test_prepared_runs_are_bitwise_the_ops_results():
         assert np.array_equal(a, b) and np.array_equal(b, c)
 
 
+def _check_one_prepared_node(node, inits, opset):
+    """A one-node model on a (1, 3, 7, 5) input: the node is prepared, and the prepared run, the first run and
+    the op through ``steps`` agree bit for bit."""
+    model = _model([node], [("x", TensorProto.FLOAT, [1, 3, 7, 5])], inits, opset=opset)
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    x = rng.standard_normal((1, 3, 7, 5)).astype(np.float32)
+    first = sess.run(None, {"x": x})[0]
+    (plan, _), = sess._plans.values()
+    assert plan.steps[0].prepared is not None
+    again = sess.run(None, {"x": x})[0]
+    assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
+
+
 @pytest.mark.parametrize("opset, node, inits", [
     (13, helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear"),
      {"sizes": np.array([1, 3, 14, 10], np.int64)}),
@@ -94,14 +107,7 @@ def test_prepared_runs_are_bitwise_the_ops_results():
 ])
 def test_prepared_resize_is_bitwise_the_op(opset, node, inits):
     """Resize and Upsample keep their index and weight arrays per input shape (scales or sizes constant)."""
-    model = _model([node], [("x", TensorProto.FLOAT, [1, 3, 7, 5])], inits, opset=opset)
-    sess = minicnn.InferenceSession(model.SerializeToString())
-    x = rng.standard_normal((1, 3, 7, 5)).astype(np.float32)
-    first = sess.run(None, {"x": x})[0]
-    (plan, _), = sess._plans.values()
-    assert plan.steps[0].prepared is not None
-    again = sess.run(None, {"x": x})[0]
-    assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
+    _check_one_prepared_node(node, inits, opset)
 
 
 @pytest.mark.parametrize("opset, node, inits", [
@@ -115,14 +121,7 @@ def test_prepared_resize_is_bitwise_the_op(opset, node, inits):
 def test_prepared_pad_is_bitwise_the_op(opset, node, inits):
     """A constant-mode Pad with constant pads keeps its output shape and slices (attribute and input forms,
     channel pads like age_cydral's shortcuts, negative pads, axes)."""
-    model = _model([node], [("x", TensorProto.FLOAT, [1, 3, 7, 5])], inits, opset=opset)
-    sess = minicnn.InferenceSession(model.SerializeToString())
-    x = rng.standard_normal((1, 3, 7, 5)).astype(np.float32)
-    first = sess.run(None, {"x": x})[0]
-    (plan, _), = sess._plans.values()
-    assert plan.steps[0].prepared is not None
-    again = sess.run(None, {"x": x})[0]
-    assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
+    _check_one_prepared_node(node, inits, opset)
 
 
 def test_a_pad_with_pads_from_the_data_runs_unprepared():

@@ -414,33 +414,23 @@ def winograd_weights(w: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def winograd_input(x, padded, v, pad_top, pad_left, tiles_w):
-    """Winograd F(2x2, 3x3) input transform of one image ``x`` (C, H, W) into ``v`` (C, 16, tiles).
+def winograd_input(padded, v, tiles_w):
+    """Winograd F(2x2, 3x3) input transform of one zero-padded image into ``v`` (C, 16, tiles).
 
-    Output tile ``t = a * tiles_w + b`` (output pixels ``2a..2a+1`` x
-    ``2b..2b+1``) reads the 4x4 patch ``d`` of the zero-padded input at
-    ``(2a, 2b)``; ``v[c, 4*i + j, t]`` is entry (i, j) of ``B^T d B`` with
-    ``B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]``:
-    only additions. Each channel is first copied into ``padded`` (C, 2 *
-    tiles_h + 2, 2 * tiles_w + 2), zeros around it. The 16 values of a tile
-    go to 16 rows 1 tile apart ((C, 16, tiles), not (16, C, tiles): planes
-    a multiple of 4 KiB apart made every store of a tile hit the same L1
+    ``padded`` (C, 2 * tiles_h + 2, 2 * tiles_w + 2) is the image with its
+    padding, zeros past it (:func:`pad_planes` at stride 1). Output tile
+    ``t = a * tiles_w + b`` (output pixels ``2a..2a+1`` x ``2b..2b+1``)
+    reads the 4x4 patch ``d`` at ``(2a, 2b)``; ``v[c, 4*i + j, t]`` is entry
+    (i, j) of ``B^T d B`` with ``B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1,
+    1, 0], [0, 1, 0, -1]]``: only additions. The 16 values of a tile go to
+    16 rows 1 tile apart ((C, 16, tiles), not (16, C, tiles): planes a
+    multiple of 4 KiB apart made every store of a tile hit the same L1
     cache set, 3-5x slower).
     """
-    channels, height, width = x.shape
-    n_rows = padded.shape[1]
+    channels, n_rows = padded.shape[0], padded.shape[1]
     tiles_h = (n_rows - 2) // 2
     for c in range(channels):
         plane = padded[c]
-        for r in range(n_rows):
-            row = plane[r]
-            src_r = r - pad_top
-            row[:] = 0
-            if 0 <= src_r < height:
-                inside = row[pad_left:pad_left + width]
-                src = x[c, src_r]
-                for q in range(inside.shape[0]):
-                    inside[q] = src[q]
         out = v[c]
         for a in range(tiles_h):
             r0 = plane[2 * a]
@@ -1182,11 +1172,11 @@ def _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, 
     Each 2x2 output tile is ``A^T [sum over c of U_c * (B^T d_c B)] A``
     with ``U = G g G^T`` (the elementwise product in the 4x4 transformed
     space): for each of the 16 transformed positions, a GEMM of the (M, C)
-    transformed filters by the (C, tiles) transformed inputs. The input
-    transform (:func:`winograd_input`) and the output transform
-    (:func:`winograd_output`) run on the calling thread; the 16 GEMMs are
-    split between the threads; then :func:`epilogue` adds bias and residual
-    and applies the activation. The transforms use only additions and
+    transformed filters by the (C, tiles) transformed inputs. The padding
+    (:func:`pad_planes`), the input transform (:func:`winograd_input`) and
+    the output transform (:func:`winograd_output`) run on the calling
+    thread; the 16 GEMMs are split between the threads; then
+    :func:`epilogue` adds bias and residual and applies the activation. The transforms use only additions and
     halves, so results differ from a direct sum by float32 round-off.
     """
     n_img, c_out, out_h, out_w = out_shape
@@ -1206,7 +1196,8 @@ def _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, 
         # The GEMM for position k: (M, C) @ (C, tiles), strided views of v and m.
         v_k, m_k = v.transpose(1, 0, 2), m.transpose(1, 0, 2)
         for n in range(n_img):
-            winograd_input(x[n], padded, v, pad_top, pad_left, tiles_w)
+            pad_planes(x[n], padded.reshape(channels, 1, -1), 1, pad_top, pad_left, 2 * tiles_w + 2, 2 * tiles_h + 2)
+            winograd_input(padded, v, tiles_w)
             threads.run_parallel(lambda k: np.matmul(u[ranges[k][0]:ranges[k][1]], v_k[ranges[k][0]:ranges[k][1]],
                                                      out=m_k[ranges[k][0]:ranges[k][1]]), len(ranges))
             winograd_output(m, y[n], tiles_w)
