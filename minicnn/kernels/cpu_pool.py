@@ -151,6 +151,7 @@ def _max_pool_planes(x, out, k_h, k_w, s_h, s_w, d_h, d_w, pad_top, pad_left, lo
         return
     span = max((out_w - 1) * s_w + (k_w - 1) * d_w + 1, pad_left + width)
     # Allocated once for all planes: only ``inside`` is ever written, the padding around it stays lowest.
+    # One more value than the windows reach: the 3-tap stride-2 pass reads pairs up to 2 * out_w + 1.
     row_max = np.full(span + 1, lowest, dtype=np.float32)
     inside = row_max[pad_left:pad_left + width]
     # 3 taps at stride 2 (FER's and age_cydral's 3x3/2 pools): see the horizontal pass.
