@@ -1176,30 +1176,37 @@ def _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, 
     (:func:`pad_planes`), the input transform (:func:`winograd_input`) and
     the output transform (:func:`winograd_output`) run on the calling
     thread; the 16 GEMMs are split between the threads; then
-    :func:`epilogue` adds bias and residual and applies the activation. The transforms use only additions and
-    halves, so results differ from a direct sum by float32 round-off.
+    :func:`epilogue` adds bias and residual and applies the activation. The
+    transforms use only additions and halves, so results differ from a
+    direct sum by float32 round-off.
     """
     n_img, c_out, out_h, out_w = out_shape
     channels = x_shape[1]
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
     tiles = tiles_h * tiles_w
+    padded_shape = (channels, 2 * tiles_h + 2, 2 * tiles_w + 2)
+    # The scratch buffer holds the padded image, then v (C, 16, tiles), then m (M, 16, tiles).
+    n_padded, n_v = int(np.prod(padded_shape)), channels * 16 * tiles
     u = winograd_weights(w)
     ranges = _split(16, n_threads)
 
     def run(x, residual):
         y = np.empty(out_shape, dtype=np.float32)
-        buf = scratch(channels * (2 * tiles_h + 2) * (2 * tiles_w + 2) + (channels + c_out) * 16 * tiles)
-        n_pad = channels * (2 * tiles_h + 2) * (2 * tiles_w + 2)
-        padded = buf[:n_pad].reshape(channels, 2 * tiles_h + 2, 2 * tiles_w + 2)
-        v = buf[n_pad:n_pad + channels * 16 * tiles].reshape(channels, 16, tiles)
-        m = buf[n_pad + channels * 16 * tiles:].reshape(c_out, 16, tiles)
+        buf = scratch(n_padded + n_v + c_out * 16 * tiles)
+        padded = buf[:n_padded].reshape(padded_shape)
+        v = buf[n_padded:n_padded + n_v].reshape(channels, 16, tiles)
+        m = buf[n_padded + n_v:].reshape(c_out, 16, tiles)
         # The GEMM for position k: (M, C) @ (C, tiles), strided views of v and m.
         v_k, m_k = v.transpose(1, 0, 2), m.transpose(1, 0, 2)
+
+        def gemm_chunk(k: int) -> None:
+            k0, k1 = ranges[k]
+            np.matmul(u[k0:k1], v_k[k0:k1], out=m_k[k0:k1])
+
         for n in range(n_img):
-            pad_planes(x[n], padded.reshape(channels, 1, -1), 1, pad_top, pad_left, 2 * tiles_w + 2, 2 * tiles_h + 2)
+            pad_planes(x[n], padded.reshape(channels, 1, -1), 1, pad_top, pad_left, padded_shape[2], padded_shape[1])
             winograd_input(padded, v, tiles_w)
-            threads.run_parallel(lambda k: np.matmul(u[ranges[k][0]:ranges[k][1]], v_k[ranges[k][0]:ranges[k][1]],
-                                                     out=m_k[ranges[k][0]:ranges[k][1]]), len(ranges))
+            threads.run_parallel(gemm_chunk, len(ranges))
             winograd_output(m, y[n], tiles_w)
             res_n = residual[n].reshape(c_out, out_h * out_w) if has_res else _NO_RESIDUAL2
             epilogue(y[n].reshape(c_out, out_h * out_w), 0, c_out, 0, out_h * out_w, bias, code, alpha, slope, lo,
