@@ -202,6 +202,11 @@ ACTIVATION_CODES = {"": 0, "Relu": 1, "LeakyRelu": 2, "PRelu": 3, "Sigmoid": 4, 
 # The small models gain nothing from a second thread at all; 8M is the
 # compromise.
 MIN_PARALLEL_MACS = 8_000_000
+# A depthwise multiply-add costs several times a dense one (each input value
+# is used 9 times, not 9 * M; the kernel waits on memory): 7.4M of them took
+# 577 us on RetinaFace's 8x320x320 layer at 1 thread, where 8M dense ones take
+# 100-250 us. Its threshold is set for the same ~150 us of work.
+MIN_PARALLEL_DEPTHWISE_MACS = 2_000_000
 
 # im2col works in bands of output rows whose columns take about this many
 # bytes: small enough to stay in a core's L2 cache between being written and
@@ -978,10 +983,11 @@ def conv2d_runner(x_shape: tuple, w: np.ndarray, bias: np.ndarray, geometry, act
     macs = n_img * c_out * size * c_per_group * k_h * k_w
     # Chunks handed out to the threads: a few per thread, so a thread that gets no CPU for a while is
     # covered by the others; one when the work is too small to be worth a hand-off.
-    n_threads = 1 if macs < MIN_PARALLEL_MACS else n_threads
+    depthwise = groups == channels and c_per_group == 1 and groups > 1
+    n_threads = 1 if macs < (MIN_PARALLEL_DEPTHWISE_MACS if depthwise else MIN_PARALLEL_MACS) else n_threads
     target_chunks = n_threads * min(MAX_CHUNKS_PER_THREAD, max(1, macs // CHUNK_MACS)) if n_threads > 1 else 1
 
-    if groups == channels and c_per_group == 1 and groups > 1:
+    if depthwise:
         w3 = w.reshape(c_out, k_h, k_w)
         ranges = _split(n_img * c_out, min(target_chunks, n_img * c_out))
         if k_h == k_w == 3 and geometry.dilations == (1, 1) and (s_h, s_w) == (1, 1) and out_w <= FLAT_MAX_WIDTH:
@@ -1175,10 +1181,12 @@ def _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, 
     transformed filters by the (C, tiles) transformed inputs. The padding
     (:func:`pad_planes`), the input transform (:func:`winograd_input`) and
     the output transform (:func:`winograd_output`) run on the calling
-    thread; the 16 GEMMs are split between the threads; then
-    :func:`epilogue` adds bias and residual and applies the activation. The
-    transforms use only additions and halves, so results differ from a
-    direct sum by float32 round-off.
+    thread; the 16 GEMMs are split between the threads when they hold
+    ``MIN_PARALLEL_MACS`` multiply-adds (16 * M * C * tiles: 4/9 of the direct
+    convolution's; gender_cydral's 32x32x32 and 64x16x16 layers hold 4.2M and
+    ran 1.3-1.5x slower split); then :func:`epilogue` adds bias and residual
+    and applies the activation. The transforms use only additions and halves,
+    so results differ from a direct sum by float32 round-off.
     """
     n_img, c_out, out_h, out_w = out_shape
     channels = x_shape[1]
@@ -1188,7 +1196,7 @@ def _winograd_runner(x_shape, w, bias, out_shape, pad_top, pad_left, n_threads, 
     # The scratch buffer holds the padded image, then v (C, 16, tiles), then m (M, 16, tiles).
     n_padded, n_v = int(np.prod(padded_shape)), channels * 16 * tiles
     u = winograd_weights(w)
-    ranges = _split(16, n_threads)
+    ranges = _split(16, n_threads if 16 * c_out * channels * tiles >= MIN_PARALLEL_MACS else 1)
 
     def run(x, residual):
         y = np.empty(out_shape, dtype=np.float32)
