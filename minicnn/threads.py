@@ -27,12 +27,14 @@ each chunk runs single-threaded BLAS and a single-threaded Numba kernel
 that releases the GIL. No minicnn kernel uses ``prange``: besides the
 fights above, launching a ``prange`` loop on the ``workqueue`` layer cost
 about 90 microseconds even on one thread (measured), more than the whole
-pooling or activation layer of a small model; a job handed to
-``run_parallel`` costs 15-50 microseconds, and work too small to be worth
-even that stays on the calling thread. Free threads take the next chunk,
-so a thread the OS does not schedule for a while (another process wants the
-core) delays nothing: the others do its share. Waiting is a blocking wait,
-never a spin. ``configure(n)`` and ``limit(n)`` set the thread count, pin
+pooling or activation layer of a small model. ``run_parallel`` hands a job
+to helper threads that spin for about half a millisecond after each job,
+with the GIL released, before they sleep (see :class:`_Helpers`: a
+sleeping thread takes 16 us or more to wake here); work too small to be
+worth even a fast hand-off stays on the calling thread. Free threads take
+the next chunk, so a thread the OS does not schedule for a while (another
+process wants the core) delays nothing: the others do its share.
+``configure(n)`` and ``limit(n)`` set the thread count, pin
 OpenBLAS to 1 thread, and give Numba ``n`` threads (for any ``prange`` code
 of your own), so minicnn compared with onnxruntime "at n threads" really
 uses n cores.
@@ -60,7 +62,6 @@ import logging
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ _choose_threading_layer()
 _blas_limiter = None  # the threadpoolctl limiter of the last configure(), kept alive on purpose
 _controller = None  # threadpoolctl.ThreadpoolController, see _blas_controller()
 _num_threads: int | None = None  # pieces run_parallel may use; None: every available core
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
 
 
 def available_cores() -> int:
@@ -180,23 +179,37 @@ def num_threads() -> int:
 class _SharedWork:
     """Chunks ``0 .. n_chunks - 1`` of one job, handed out one at a time to whichever thread asks first."""
 
-    def __init__(self, task: Callable[[int], None], n_chunks: int):
+    def __init__(self, task: Callable[[int], None], n_chunks: int, flags, seq: int, helpers: int):
         self.task = task
         self.n_chunks = n_chunks
         self.next_chunk = 0
         self.finished = 0
         self.error: BaseException | None = None
         self.lock = threading.Lock()
-        self.all_done = threading.Event()
+        self.flags, self.seq = flags, seq  # flags[_DONE] = seq once every chunk has run
+        self.helper_slots = helpers  # how many helper threads may join (the caller always works)
+        self.sleeper: threading.Event | None = None  # set when the caller sleeps until the job is done
 
-    def work(self) -> None:
-        """Take chunks until none are left. A thread that starts late simply finds nothing to do."""
-        while True:
-            with self.lock:
-                chunk = self.next_chunk
-                self.next_chunk += 1
-            if chunk >= self.n_chunks:
+    def join(self) -> None:
+        """A helper thread's entry: work, unless the job already has all the helpers it may use."""
+        with self.lock:
+            if self.helper_slots <= 0:
                 return
+            self.helper_slots -= 1
+        self.work()
+
+    def claim(self) -> int:
+        """The next chunk to run (``n_chunks`` or more: none left)."""
+        with self.lock:
+            chunk = self.next_chunk
+            self.next_chunk += 1
+        return chunk
+
+    def work(self, chunk: int | None = None) -> None:
+        """Run ``chunk`` (if given), then take chunks until none are left."""
+        if chunk is None:
+            chunk = self.claim()
+        while chunk < self.n_chunks:
             try:
                 self.task(chunk)
             except BaseException as exc:  # re-raised in the calling thread by run_parallel
@@ -205,7 +218,112 @@ class _SharedWork:
             with self.lock:
                 self.finished += 1
                 if self.finished == self.n_chunks:
-                    self.all_done.set()
+                    self.flags[_DONE] = self.seq
+                    if self.sleeper is not None:
+                        self.sleeper.set()
+                    return
+            chunk = self.claim()
+
+    def wait(self) -> None:
+        """Sleep until every chunk has run (after spinning has given up)."""
+        with self.lock:
+            if self.finished == self.n_chunks:
+                return
+            self.sleeper = threading.Event()
+        self.sleeper.wait()
+
+
+# How long an idle helper thread, and a caller waiting for the helpers, spin before they sleep: reads of
+# a flag, about 0.5 ns each here, so about half a millisecond (see _Helpers).
+SPIN_READS = 1_000_000
+# How long a helper that has seen a job waits before taking the GIL (about 2 us; see _Helpers._loop).
+HANDOFF_DELAY_READS = 4_000
+_JOB, _DONE = 0, 8  # indexes into _Helpers.flags, 64 bytes apart: different cache lines
+
+
+class _Helpers:
+    """minicnn's helper threads. They spin (GIL released) for a while after each job, then sleep.
+
+    Handing a job to a sleeping thread and sleeping until it is done cost
+    two wake-ups of about 16 us each on these virtual machines (a
+    ``threading.Event`` round trip: 32 us median, 90 us at the 90th
+    percentile). With the ``ThreadPoolExecutor`` this replaced, two chunks
+    of 82 us took 227 us on 2 threads, more than the 170 us of running both
+    on one; here 149 us (two of 25 us: 96 -> 39 us; of 9 us: 44 -> 19 us;
+    of 246 us: 427 -> 349 us; medians of 300, the two pools one after the
+    other; chunks of 1 us, which no kernel hands out, got slower: 24 -> 45
+    us). Now the caller
+    publishes a job by bumping ``flags[_JOB]``; a helper that is spinning
+    (:func:`minicnn.kernels.spin.wait_while_equal`, inside Numba with the
+    GIL released) sees it at once and takes chunks; the caller takes chunks
+    too, then spins on ``flags[_DONE]`` until the last chunk is finished.
+    Both go on spinning ``HANDOFF_DELAY_READS`` reads after what they wait
+    for, so the other thread is back in its GIL-free code before they take
+    the GIL: a thread that finds the GIL held sleeps until it is released,
+    the very wake-up this avoids (measured: a helper started its chunk 27
+    us after the job was published without the delay, 8 us with it). A helper that has seen no job for ``SPIN_READS`` reads sleeps on a
+    condition (the old cost, once) so an idle process does not burn a core.
+    """
+
+    def __init__(self):
+        import numpy as np
+
+        self.flags = np.zeros(16, dtype=np.int64)
+        self.job: _SharedWork | None = None
+        self.wake = threading.Condition()
+        self.sleeping = 0
+        self.busy = threading.Lock()  # one job at a time; another caller runs its job itself
+        self.threads: list[threading.Thread] = []
+
+    def ensure(self, n: int) -> None:
+        """Have at least ``n`` helper threads."""
+        while len(self.threads) < n:
+            thread = threading.Thread(target=self._loop, name=f"minicnn-{len(self.threads)}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _loop(self) -> None:
+        from .kernels.spin import wait_while_equal
+
+        seen = 0
+        while True:
+            # Having seen a job, go on spinning a little: the caller reaches its own first chunk, where it
+            # releases the GIL, before this thread takes the GIL back. A thread that finds the GIL held
+            # sleeps until it is released: a wake-up, 16 us or more (the delay this pool exists to avoid).
+            if not wait_while_equal(self.flags, _JOB, seen, SPIN_READS, HANDOFF_DELAY_READS):
+                with self.wake:
+                    self.sleeping += 1
+                    while self.flags[_JOB] == seen:
+                        self.wake.wait()
+                    self.sleeping -= 1
+            seen = int(self.flags[_JOB])
+            self.job.join()  # the newest job (a finished one has no chunks left)
+
+    def run(self, task: Callable[[int], None], n_chunks: int, helpers: int) -> None:
+        from .kernels.spin import wait_until_at_least
+
+        if not self.busy.acquire(blocking=False):  # another Python thread's job is running: do this one here
+            for chunk in range(n_chunks):
+                task(chunk)
+            return
+        try:
+            seq = int(self.flags[_JOB]) + 1
+            work = self.job = _SharedWork(task, n_chunks, self.flags, seq, helpers)
+            first = work.claim()
+            self.flags[_JOB] = seq
+            if self.sleeping:
+                with self.wake:
+                    self.wake.notify_all()
+            work.work(first)
+            if not wait_until_at_least(self.flags, _DONE, seq, SPIN_READS, HANDOFF_DELAY_READS):
+                work.wait()
+        finally:
+            self.busy.release()
+        if work.error is not None:
+            raise work.error
+
+
+_helpers: _Helpers | None = None
 
 
 def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
@@ -213,37 +331,30 @@ def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
 
     The calling thread works too, and chunks are handed out one at a time to
     whichever thread is free (dynamic scheduling). That matters on a shared
-    machine: if a worker thread is not scheduled for a while, the others
+    machine: if a helper thread is not scheduled for a while, the others
     take its chunks instead of waiting for it, so give a job a few chunks
     per thread. The tasks must release the GIL to overlap (BLAS calls and
     ``nogil`` Numba kernels do). An exception in any chunk is re-raised here.
+    See :class:`_Helpers` for how a job reaches the helpers.
     """
-    global _pool, _pool_size
+    global _helpers
     helpers = min(num_threads(), n_chunks) - 1
     if helpers <= 0:
         for chunk in range(n_chunks):
             task(chunk)
         return
-    if _pool is None or _pool_size < helpers:
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool_size = max(helpers, available_cores() - 1)
-        _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="minicnn")
-    work = _SharedWork(task, n_chunks)
-    for _ in range(helpers):
-        _pool.submit(work.work)
-    work.work()
-    work.all_done.wait()
-    if work.error is not None:
-        raise work.error
+    if _helpers is None:
+        _helpers = _Helpers()
+    _helpers.ensure(helpers)
+    _helpers.run(task, n_chunks, helpers)
 
 
 def run_ranges(task: Callable[[int, int], None], total: int, parallel: bool) -> None:
     """Call ``task(lo, hi)`` on contiguous ranges that cover ``range(total)``.
 
     With ``parallel`` false, once, on the calling thread: the caller decides
-    that the work is too small to be worth a hand-off (15-50 microseconds
-    per job on 2 cores). Otherwise two ranges per thread, handed out by
+    that the work is too small to be worth a hand-off (a few to tens of
+    microseconds per job on 2 cores). Otherwise two ranges per thread, handed out by
     :func:`run_parallel`; ``task`` must release the GIL (a ``nogil`` Numba
     kernel) for the ranges to overlap.
     """

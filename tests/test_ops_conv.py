@@ -17,6 +17,9 @@ output by ~1).
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import onnx
 import pytest
@@ -175,6 +178,70 @@ def test_run_parallel_reraises_a_chunk_error():
 
     with threads.limit(2), pytest.raises(ValueError, match="chunk 3"):
         threads.run_parallel(task, 8)
+
+
+def test_run_parallel_after_the_helpers_went_to_sleep(monkeypatch):
+    """Helpers that spun out (SPIN_READS) sleep; the next job must wake them, and finish."""
+    monkeypatch.setattr(threads, "SPIN_READS", 1000)  # ~1 us of spinning: they sleep between jobs
+    with threads.limit(2):
+        for _ in range(20):
+            done = []
+            threads.run_parallel(lambda k: (time.sleep(0.001), done.append(k)), 4)
+            assert sorted(done) == [0, 1, 2, 3]
+            time.sleep(0.002)
+
+
+def test_run_parallel_from_several_python_threads_at_once():
+    """A second caller while a job runs does its own job itself; every chunk of every job runs once."""
+    results: dict[tuple[int, int], list] = {}
+
+    def caller(c):
+        for rep in range(30):
+            got = []
+            threads.run_parallel(got.append, 5)
+            results[(c, rep)] = sorted(got)
+
+    with threads.limit(2):
+        workers = [threading.Thread(target=caller, args=(c,)) for c in range(3)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    assert len(results) == 90 and all(v == list(range(5)) for v in results.values())
+
+
+def test_run_parallel_uses_at_most_the_thread_limit():
+    lock = threading.Lock()
+
+    def task(names, k):
+        with lock:
+            names.add(threading.current_thread().name)
+        time.sleep(0.002)  # long enough for every helper that may join to join
+
+    with threads.limit(3):
+        threads.run_parallel(lambda k: None, 8)  # two helper threads exist now
+    with threads.limit(2):
+        for _ in range(5):
+            names: set[str] = set()
+            threads.run_parallel(lambda k: task(names, k), 8)
+            assert len(names) <= 2, names
+
+
+def test_spin_waits_see_a_change_and_time_out():
+    from minicnn.kernels import spin
+
+    flags = np.zeros(16, dtype=np.int64)
+    assert not spin.wait_while_equal(flags, 0, 0, 1000)
+    assert not spin.wait_until_at_least(flags, 8, 1, 1000, 10)
+    flags[0], flags[8] = 5, 3
+    assert spin.wait_while_equal(flags, 0, 0, 1000, 10)
+    assert spin.wait_until_at_least(flags, 8, 3, 1000)
+    # A change made by another thread while one spins (the flag is read from memory on every pass).
+    flags[:] = 0
+    timer = threading.Timer(0.01, lambda: flags.__setitem__(0, 7))
+    timer.start()
+    assert spin.wait_while_equal(flags, 0, 0, 10**11)
+    timer.join()
 
 
 def test_registry_has_both_backends():

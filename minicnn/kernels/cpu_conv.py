@@ -193,8 +193,10 @@ from numba import njit, uint64  # noqa: E402
 ACTIVATION_CODES = {"": 0, "Relu": 1, "LeakyRelu": 2, "PRelu": 3, "Sigmoid": 4, "Clip": 5}
 
 # Below this many multiply-adds a convolution runs on one thread: handing
-# work to another thread costs 15-50 microseconds (waking it, the GIL round
-# trips of each chunk), and a layer's data is cold in the other core's cache.
+# work to another thread costs microseconds to tens of microseconds (the GIL
+# round trips of each chunk; see minicnn.threads), and a layer's data is cold
+# in the other core's cache. (Measured with the earlier thread pool, whose
+# hand-off cost 15-50 us.)
 # Measured whole models at 2 threads (interleaved runs, 640x640 detectors),
 # ms at a threshold of 4M / 8M / 16M multiply-adds: SCRFD 36.6 / 39.9 /
 # 41.1, YuNet 25.3 / 25.6 / 28.5, RetinaFace 43.4 / 43.8 / 45.6, 2d106det
