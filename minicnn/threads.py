@@ -252,8 +252,8 @@ class _Helpers:
     on one; here 149 us (two of 25 us: 96 -> 39 us; of 9 us: 44 -> 19 us;
     of 246 us: 427 -> 349 us; medians of 300, the two pools one after the
     other; chunks of 1 us, which no kernel hands out, got slower: 24 -> 45
-    us). Now the caller
-    publishes a job by bumping ``flags[_JOB]``; a helper that is spinning
+    us). Now the caller publishes a job by bumping ``flags[_JOB]``; a
+    helper that is spinning
     (:func:`minicnn.kernels.spin.wait_while_equal`, inside Numba with the
     GIL released) sees it at once and takes chunks; the caller takes chunks
     too, then spins on ``flags[_DONE]`` until the last chunk is finished.
@@ -261,7 +261,8 @@ class _Helpers:
     for, so the other thread is back in its GIL-free code before they take
     the GIL: a thread that finds the GIL held sleeps until it is released,
     the very wake-up this avoids (measured: a helper started its chunk 27
-    us after the job was published without the delay, 8 us with it). A helper that has seen no job for ``SPIN_READS`` reads sleeps on a
+    us after the job was published without the delay, 8 us with it). A
+    helper that has seen no job for ``SPIN_READS`` reads sleeps on a
     condition (the old cost, once) so an idle process does not burn a core.
     """
 

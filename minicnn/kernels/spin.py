@@ -19,7 +19,6 @@ acquire load, which LLVM must repeat and which orders the reads after it.
 
 from __future__ import annotations
 
-from llvmlite import ir  # noqa: F401  (the type of the builder used below)
 from numba import njit
 from numba.core import cgutils
 from numba.extending import intrinsic
