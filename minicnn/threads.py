@@ -236,7 +236,8 @@ class _SharedWork:
 # How long an idle helper thread, and a caller waiting for the helpers, spin before they sleep: reads of
 # a flag, about 0.5 ns each here, so about half a millisecond (see _Helpers).
 SPIN_READS = 1_000_000
-# How long a helper that has seen a job waits before taking the GIL (about 2 us; see _Helpers._loop).
+# How long a helper that has seen a job, and a caller that has seen its job done, go on spinning before
+# they take the GIL back (about 2 us; see _Helpers).
 HANDOFF_DELAY_READS = 4_000
 _JOB, _DONE = 0, 8  # indexes into _Helpers.flags, 64 bytes apart: different cache lines
 
