@@ -178,6 +178,18 @@ of ``benchmarks/bench_conv_cpu.py``):
    0.6-0.85x) the limits keep the old kernels. Whole models, old and new
    sessions alternated: gender_cydral 1.23-1.25x, age_cydral 1.10x,
    RetinaFace within its noise (0.96x, ranges overlapping by 10 ms).
+13. Tried and dropped (session of 2026-11-22, old and new alternated in one
+   process): a 3-input-channel stem kernel adding all 27 taps of one output
+   channel per pass (0.78-0.92x: LLVM made the 27 multiply-adds one
+   dependency chain); 1x1 kernels with the input channels unrolled in
+   generated code (LLVM stops vectorising past 16 channels x 4 outputs:
+   2-8 GFLOP/s); a register-blocked 1x1 kernel of 8 channels x 32 pixels
+   written with explicit vectors (``minicnn.kernels.simd``): its inner loop
+   was the planned 32 FMAs, 4 loads and 16 broadcasts, and it ran no faster
+   than :func:`pointwise_direct`. In NCHW a 1x1 layer reads C rows and
+   writes M rows, each a separate stream through memory; the same vectors
+   in the channel-blocked layout (``minicnn.kernels.cpu_blocked``) ran the
+   zoo's 1x1 shapes 2.3-4.2x faster than this file's kernels or BLAS.
 """
 
 from __future__ import annotations
