@@ -28,16 +28,20 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from minicnn import threads  # noqa: E402  (first: it sets Numba's threading layer)
 from minicnn.kernels import cpu_blocked, cpu_conv  # noqa: E402
+
+from bench_models import timed_turn  # noqa: E402  (the same turns as the whole-model benchmark)
+
+TURN_SECONDS = 0.02  # each runner's turn: calls back to back for at least this long, the mean is its sample
 
 # (C, M, H, W): 1x1 layers of YuNet (640x640), RetinaFace, BlazeFace and the classifiers.
 SHAPES = [
@@ -94,17 +98,6 @@ def runners(c: int, m: int, h: int, w: int, rng: np.random.Generator) -> tuple[d
     return {"direct": direct, "BLAS": blas, "NCHW16c": blocked}, reference, {"as_nchw": as_nchw, **conversion}
 
 
-def median_time(f: Callable, min_seconds: float = 0.02) -> float:
-    """Mean seconds per call over a turn of at least ``min_seconds``."""
-    calls, t0 = 0, time.perf_counter()
-    while True:
-        f()
-        calls += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= min_seconds:
-            return elapsed / calls
-
-
 def measure(rounds: int, shapes=SHAPES) -> list[dict]:
     rng = np.random.default_rng(0)
     results = []
@@ -120,11 +113,11 @@ def measure(rounds: int, shapes=SHAPES) -> list[dict]:
             times = {name: [] for name in ways}
             for _ in range(rounds):
                 for name, f in ways.items():
-                    times[name].append(median_time(f))
+                    times[name].append(timed_turn(f, TURN_SECONDS))
             med = {name: statistics.median(v) for name, v in times.items()}
             results.append({"C": c, "M": m, "H": h, "W": w,
                             "us": {k: v * 1e6 for k, v in med.items()},
-                            "to_blocked_us": median_time(extra["to_blocked"]) * 1e6,
+                            "to_blocked_us": timed_turn(extra["to_blocked"], TURN_SECONDS) * 1e6,
                             "direct_over_blocked": med["direct"] / med["NCHW16c"],
                             "blas_over_blocked": med["BLAS"] / med["NCHW16c"],
                             "blocked_gflops": 2 * c * m * h * w / med["NCHW16c"] / 1e9,

@@ -20,7 +20,10 @@ microseconds).
 
 The layout (:func:`to_blocked`): channel ``c`` of pixel ``(i, j)`` of image
 ``n`` is at ``[n, c // 16, i, j, c % 16]``; channel counts are padded with
-zero channels to a multiple of 16.
+zero channels to a multiple of 16. A layer's padding output channels have
+zero weights and bias, so they hold its activation of 0 (0, or 0.5 after a
+Sigmoid): finite values, which the next layer's zero weights for those
+channels cancel.
 
 :func:`pointwise_nchw16c` computes, for one block of 16 output channels at
 a time, 8 pixels at once: 8 accumulator vectors (one per pixel, its 16
@@ -40,6 +43,7 @@ import numpy as np
 from .. import threads  # noqa: F401  (first: chooses Numba's threading layer before numba is imported)
 from numba import njit  # noqa: E402
 
+from .cpu_conv import ACTIVATION_CODES  # noqa: E402
 from .simd import LANES, add, broadcast, fma, load, maximum, minimum, mul, splat, store, where_positive  # noqa: E402
 
 BLOCK = LANES  # channels per block: one vector register of float32
@@ -93,8 +97,10 @@ def _epilogue(y, o0, o1, residual, has_residual, code, alpha, slope, lo, hi):
     """Residual (same offsets) and activation (``cpu_conv.ACTIVATION_CODES``) on the vectors ``y[o0:o1]``, in place.
 
     Called on a tile just stored, still in L1. Each case is its own loop, with
-    the tests outside them: one vector epilogue with all the cases as branches
-    ran 3x slower than Relu alone (LLVM computes every branch and selects).
+    the tests outside them: a first version applied one vector epilogue with
+    all the cases as branches to each accumulator before its store, and ran
+    the whole kernel 3x slower with Relu than a kernel with Relu alone
+    (presumably LLVM turning the branches into selects, computing them all).
     """
     if has_residual:
         for o in range(o0, o1, BLOCK):
@@ -191,8 +197,6 @@ def pointwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, s
     ``wb, bias16, slope16`` as returned by :func:`blocked_pointwise_weights`;
     ``residual`` None or of the output's blocked shape. One thread.
     """
-    from .cpu_conv import ACTIVATION_CODES
-
     n, cb, h, w_, _ = xb.shape
     if wb.shape[1] != cb * BLOCK:
         raise ValueError(f"pointwise_conv_blocked: weights for {wb.shape[1]} input channels, input has {cb * BLOCK}")
