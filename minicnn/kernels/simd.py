@@ -73,12 +73,24 @@ def _check_array(array, what: str) -> None:
         raise TypeError(f"simd.{what}: needs a 1-D float32 array, got {array}")
 
 
-def _vector_pointer(context, builder, array_type, array, index, index_type):
-    """Address of ``array[index]`` as a pointer to 16 floats (no wrap-around of negative indices, no bounds check)."""
+def _element_pointer(context, builder, array_type, array, index, index_type):
+    """Address of ``array[index]`` (no wrap-around of negative indices, no bounds check)."""
     view = context.make_array(array_type)(context, builder, array)
     index = context.cast(builder, index, index_type, types.intp)
-    element = cgutils.get_item_pointer(context, builder, array_type, view, [index], wraparound=False)
-    return builder.bitcast(element, _VECTOR.as_pointer())
+    return cgutils.get_item_pointer(context, builder, array_type, view, [index], wraparound=False)
+
+
+def _vector_pointer(context, builder, array_type, array, index, index_type):
+    """Address of ``array[index]`` as a pointer to 16 floats."""
+    return builder.bitcast(_element_pointer(context, builder, array_type, array, index, index_type),
+                           _VECTOR.as_pointer())
+
+
+def _all_lanes(builder, scalar):
+    """A vector with the float32 LLVM value ``scalar`` in every lane (insert into lane 0, shuffle it everywhere)."""
+    first = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(first, ir.Constant(_VECTOR, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
 
 
 @intrinsic
@@ -110,10 +122,7 @@ def store(typingctx, array, index, vector):
 def splat(typingctx, value):
     """A vector with ``value`` (converted to float32) in every lane."""
     def codegen(context, builder, signature, args):
-        scalar = context.cast(builder, args[0], signature.args[0], types.float32)
-        first = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(first, ir.Constant(_VECTOR, ir.Undefined),
-                                      ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        return _all_lanes(builder, context.cast(builder, args[0], signature.args[0], types.float32))
 
     return float32x16(value), codegen
 
@@ -124,13 +133,8 @@ def broadcast(typingctx, array, index):
     _check_array(array, "broadcast")
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        index = context.cast(builder, args[1], signature.args[1], types.intp)
-        scalar = builder.load(cgutils.get_item_pointer(context, builder, array_type, view, [index], wraparound=False))
-        first = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(first, ir.Constant(_VECTOR, ir.Undefined),
-                                      ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        pointer = _element_pointer(context, builder, signature.args[0], args[0], args[1], signature.args[1])
+        return _all_lanes(builder, builder.load(pointer))
 
     return float32x16(array, index), codegen
 
