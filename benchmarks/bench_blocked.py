@@ -86,7 +86,7 @@ def runners(c: int, m: int, h: int, w: int, rng: np.random.Generator) -> tuple[d
 
     def blocked():
         y = np.empty(out_blocks * pixels * cpu_blocked.BLOCK, np.float32)
-        cpu_blocked.pointwise_nchw16c(xb, wb, b16, s16, y, pixels, RELU, f0, f0, f0, y, False, 0, out_blocks)
+        cpu_blocked.pointwise_nchw16c(xb, wb, b16, s16, y, pixels, RELU, f0, f0, f0, y, False, 0, out_blocks, 0, pixels)
         return y
 
     def as_nchw(y):

@@ -1,9 +1,11 @@
-"""Convolution in the channel-blocked NCHW16c layout, with explicit vectors (``minicnn.kernels.simd``).
+"""Convolution and pooling in the channel-blocked NCHW16c layout, with explicit vectors (``minicnn.kernels.simd``).
 
-**Not yet used by sessions.** This is the first kernel of a layout pass to
-come; it is tested (``tests/test_simd.py``) and timed
-(``benchmarks/bench_blocked.py``) so that the layout's benefit is measured
-before the executor is taught to keep whole chains of layers in it.
+Sessions use these kernels through the layout pass (``minicnn.layout``),
+which rewrites chains of layers into the ops of ``minicnn.ops.blocked``;
+they are tested in ``tests/test_simd.py`` and ``tests/test_layout.py`` and
+timed in ``benchmarks/bench_blocked.py`` (1x1 layers alone) and
+``benchmarks/bench_models.py --with-nchw`` (whole models, with and without
+the pass).
 
 Why the layout. In NCHW a 1x1 convolution reads C input rows and writes M
 output rows, each a separate stream through memory H*W floats apart; with
@@ -34,15 +36,39 @@ load, 8 broadcasts, 8 fused multiply-adds, all accumulators in registers;
 bias, residual and activation are applied to the vectors before the one
 store. First measurements (``benchmarks/bench_blocked.py``, 1 thread) are
 in ``benchmarks/RESULTS.md``.
+
+:func:`depthwise_nchw16c` keeps one output pixel's 16 channels per vector
+and adds one tap per fused multiply-add, 8 pixels of a row at a time;
+:func:`maxpool_nchw16c` takes lane-wise maxima the same way;
+:func:`to_blocked_fast` and :func:`from_blocked_fast` change layout at the
+ends of a chain. Every wrapper splits its work between minicnn's threads
+(``threads.run_parallel``) by pixel ranges, channel blocks or bands of rows.
+
+Versions (each measured in one process against the one before, 1 thread):
+
+1. ``pointwise_nchw16c`` (session 9): 2.3-4.2x faster than the NCHW direct
+   kernel and 2.5-11.7x faster than BLAS on the zoo's 1x1 shapes.
+2. ``depthwise_nchw16c`` (3x3, stride 1) with tiles of 4 pixels: 0.97-2.0x
+   as fast as the NCHW 3x3 kernel (16x320x320 to 128x20x20); tiles of 8:
+   0.9-2.4x as fast as tiles of 4 over two runs (slower only on 16x320x320,
+   in one run, where memory sets the pace). Up to 7 pixels per row were
+   left to the one-pixel loop, one chain of dependent multiply-adds; the
+   last tile now shifts left to end at the row's last inner pixel instead
+   (64x40x40: 49-55 us against 75-99 before; unchanged elsewhere).
+3. ``to_blocked_fast``: three loop orders (lane-outer, lane-inner, 16x16
+   tiles) all took 2.2-2.5 ms on 16x320x320 against 0.2-0.45 ms for a plain
+   copy: scalar strided stores. A vector transpose would need shuffles
+   ``simd`` does not have yet; the layout pass converts rarely instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import threads  # noqa: F401  (first: chooses Numba's threading layer before numba is imported)
+from .. import threads  # first: chooses Numba's threading layer before numba is imported
 from numba import njit  # noqa: E402
 
+from . import cpu_conv, cpu_pool  # noqa: E402
 from .cpu_conv import ACTIVATION_CODES  # noqa: E402
 from .simd import LANES, add, broadcast, fma, load, maximum, minimum, mul, splat, store, where_positive  # noqa: E402
 
@@ -128,26 +154,27 @@ def _epilogue(y, o0, o1, residual, has_residual, code, alpha, slope, lo, hi):
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residual, has_residual, ob0, ob1):
-    """1x1 convolution of one image in NCHW16c, output channel blocks ``ob0:ob1``, epilogue fused.
+def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residual, has_residual, ob0, ob1, p0, p1):
+    """1x1 convolution of one image in NCHW16c, output channel blocks ``ob0:ob1``, pixels ``p0:p1``, epilogue fused.
 
     ``x`` is the image's ``(CB, H, W, 16)`` input flattened, ``pixels`` =
     H * W; ``wb``, ``bias`` and ``slope`` come from
     :func:`blocked_pointwise_weights`; ``y`` (and ``residual``, when
     ``has_residual``) is the ``(MB, H, W, 16)`` output flattened. Pixels
     in tiles of :data:`PIXELS` (see the module docstring); the last
-    ``pixels % 8`` one at a time.
+    ``(p1 - p0) % 8`` one at a time. Threads split a layer into pixel
+    ranges (:func:`pointwise_conv_blocked`).
     """
     in_blocks = x.size // (pixels * BLOCK)
     channels = in_blocks * BLOCK
     w = wb.reshape(wb.size)
-    full = pixels - pixels % PIXELS
+    full = p1 - (p1 - p0) % PIXELS
     for ob in range(ob0, ob1):
         b = load(bias, ob * BLOCK)
         s = load(slope, ob * BLOCK)
         w_ob = ob * channels * BLOCK
         out = ob * pixels * BLOCK
-        for p in range(0, full, PIXELS):
+        for p in range(p0, full, PIXELS):
             a0 = b
             a1 = b
             a2 = b
@@ -179,7 +206,7 @@ def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residu
             store(y, o + 6 * BLOCK, a6)
             store(y, o + 7 * BLOCK, a7)
             _epilogue(y, o, o + PIXELS * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
-        for p in range(full, pixels):
+        for p in range(full, p1):
             a = b
             for cb in range(in_blocks):
                 pixel = (cb * pixels + p) * BLOCK
@@ -189,25 +216,322 @@ def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residu
             _epilogue(y, out + p * BLOCK, out + (p + 1) * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
 
 
+# Below these amounts of work a layer runs on the calling thread: the NCHW kernels' thresholds, measured on
+# whole models (see cpu_conv.MIN_PARALLEL_MACS): a hand-off and a cold cache on the other core cost more than
+# a second thread saves on a small layer. The first version split at 1M multiply-adds and 256K values and
+# made BlazeFace and the expression model 1.4x slower on 2 threads than on 1.
+MIN_PARALLEL_MACS = cpu_conv.MIN_PARALLEL_MACS
+MIN_PARALLEL_DEPTHWISE_MACS = cpu_conv.MIN_PARALLEL_DEPTHWISE_MACS
+# ... and a reorder or a pool below this many values: the threshold measured for the NCHW 2x2 pool
+# (cpu_pool.MIN_PARALLEL_VALUES_2X2), which streams through memory the same way (not measured for these).
+MIN_PARALLEL_VALUES = cpu_pool.MIN_PARALLEL_VALUES_2X2
+
+
+def _pixel_ranges(pixels: int, parallel: bool) -> list[tuple[int, int]]:
+    """``range(pixels)`` in two pieces per thread (one if not ``parallel``), cut at multiples of :data:`PIXELS`."""
+    pieces = min(2 * threads.num_threads() if parallel else 1, max(1, pixels // (4 * PIXELS)))
+    cuts = [min(pixels, (pixels * k // pieces) // PIXELS * PIXELS) for k in range(pieces)] + [pixels]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _plane_chunks(planes: int, rows: int, parallel: bool) -> list[tuple[int, int, int, int]]:
+    """Work split as ``(q0, q1, r0, r1)``: planes ``q0:q1``, rows ``r0:r1`` of each; two chunks per thread.
+
+    By planes when there are enough of them, else by bands of rows (a
+    16-channel layer has one plane per image).
+    """
+    pieces = 2 * threads.num_threads() if parallel else 1
+    if pieces <= 1:
+        return [(0, planes, 0, rows)]
+    if planes >= pieces:
+        cuts = [planes * k // pieces for k in range(pieces + 1)]
+        return [(a, b, 0, rows) for a, b in zip(cuts, cuts[1:]) if b > a]
+    bands = max(1, min(rows, -(-pieces // planes)))
+    cuts = [rows * k // bands for k in range(bands + 1)]
+    return [(q, q + 1, a, b) for q in range(planes) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _run_chunks(task, chunks: list) -> None:
+    """``task(*chunk)`` for every chunk, on minicnn's threads."""
+    threads.run_parallel(lambda k: task(*chunks[k]), len(chunks))
+
+
 def pointwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None = None,
                            activation: str = "", alpha: float = 0.01, lo: float = -np.inf, hi: float = np.inf,
-                           residual: np.ndarray | None = None) -> np.ndarray:
+                           residual: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """``activation(conv1x1(xb) + bias + residual)`` in NCHW16c: ``(N, CB, H, W, 16)`` -> ``(N, MB, H, W, 16)``.
 
     ``wb, bias16, slope16`` as returned by :func:`blocked_pointwise_weights`;
-    ``residual`` None or of the output's blocked shape. One thread.
+    ``residual`` None or of the output's blocked shape. Large layers are
+    split into pixel ranges between minicnn's threads (``threads.run_parallel``).
     """
     n, cb, h, w_, _ = xb.shape
     if wb.shape[1] != cb * BLOCK:
         raise ValueError(f"pointwise_conv_blocked: weights for {wb.shape[1]} input channels, input has {cb * BLOCK}")
     mb = wb.shape[0]
     pixels = h * w_
-    y = np.empty((n, mb, h, w_, BLOCK), dtype=np.float32)
+    y = np.empty((n, mb, h, w_, BLOCK), dtype=np.float32) if out is None else out
     slope16 = bias16 if slope16 is None else slope16
     has_res = residual is not None
+    code, alpha, lo, hi = ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
+    ranges = _pixel_ranges(pixels, pixels * cb * mb * BLOCK * BLOCK >= MIN_PARALLEL_MACS)
     for i in range(n):
-        res = residual[i].reshape(-1) if has_res else y[i].reshape(-1)  # never read without a residual
-        pointwise_nchw16c(xb[i].reshape(-1), wb, bias16, slope16, y[i].reshape(-1), pixels,
-                          ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi), res, has_res,
-                          0, mb)
+        x_i, y_i = xb[i].reshape(-1), y[i].reshape(-1)
+        res = residual[i].reshape(-1) if has_res else y_i  # never read without a residual
+
+        def chunk(k, x_i=x_i, y_i=y_i, res=res):
+            pointwise_nchw16c(x_i, wb, bias16, slope16, y_i, pixels, code, alpha, lo, hi, res, has_res,
+                              0, mb, ranges[k][0], ranges[k][1])
+
+        threads.run_parallel(chunk, len(ranges))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# Reorders between NCHW and NCHW16c
+# ---------------------------------------------------------------------------
+@njit(nogil=True, cache=True)
+def _to_blocked_planes(x, y, q0, q1, r0, r1):
+    """Rows ``r0:r1`` of blocks ``q0:q1`` of ``y`` (N * CB blocks, each ``(H, W, 16)``) from NCHW ``x``.
+
+    Padding channels are zero.
+
+    One output block row (W * 16 values, at most a few tens of KiB) is
+    written lane by lane: each of its 16 channels is read as one contiguous
+    row, and the row being interleaved stays in L1 between the lanes.
+    """
+    c, w = x.shape[1], x.shape[3]
+    cb_count = y.shape[1]
+    for q in range(q0, q1):
+        i, cb = q // cb_count, q % cb_count
+        for r in range(r0, r1):
+            for k in range(BLOCK):
+                ch = cb * BLOCK + k
+                if ch < c:
+                    for col in range(w):
+                        y[i, cb, r, col, k] = x[i, ch, r, col]
+                else:
+                    for col in range(w):
+                        y[i, cb, r, col, k] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def _from_blocked_planes(xb, y, q0, q1, r0, r1):
+    """Rows ``r0:r1`` of channels ``q0:q1`` of NCHW ``y`` (N * C channels) from NCHW16c ``xb``."""
+    c, w = y.shape[1], y.shape[3]
+    for q in range(q0, q1):
+        i, ch = q // c, q % c
+        cb, k = ch // BLOCK, ch % BLOCK
+        for r in range(r0, r1):
+            for col in range(w):
+                y[i, ch, r, col] = xb[i, cb, r, col, k]
+
+
+def to_blocked_fast(x: np.ndarray) -> np.ndarray:
+    """:func:`to_blocked` by a Numba kernel (the same result, bit for bit), split between threads when large."""
+    n, c, h, w = x.shape
+    y = np.empty((n, blocks(c), h, w, BLOCK), dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    _run_chunks(lambda q0, q1, r0, r1: _to_blocked_planes(x, y, q0, q1, r0, r1),
+                _plane_chunks(n * blocks(c), h, y.size >= MIN_PARALLEL_VALUES))
+    return y
+
+
+def from_blocked_fast(xb: np.ndarray, channels: int) -> np.ndarray:
+    """:func:`from_blocked` by a Numba kernel (the same result, bit for bit), split between threads when large."""
+    n, _, h, w, _ = xb.shape
+    y = np.empty((n, channels, h, w), dtype=np.float32)
+    _run_chunks(lambda q0, q1, r0, r1: _from_blocked_planes(xb, y, q0, q1, r0, r1),
+                _plane_chunks(n * channels, h, y.size >= MIN_PARALLEL_VALUES))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# Depthwise convolution
+# ---------------------------------------------------------------------------
+# Output pixels per tile of depthwise_nchw16c: 8 accumulators, each tap's weights loaded once per 8 pixels.
+# Measured against 4 (3x3, stride 1, 1 thread): 1.1-2.4x faster from 16x320x320 to 128x20x20.
+DW_PIXELS = 8
+
+
+def blocked_depthwise_weights(w: np.ndarray, bias: np.ndarray | None, slope: np.ndarray | None = None):
+    """Depthwise weights (C, 1, KH, KW) -> ``(CB, KH, KW, 16)``; bias and slope padded to ``16 * CB``.
+
+    ``wb[cb, u, v, k]`` is tap (u, v) of channel ``16 * cb + k``; padding
+    channels have zero weights, bias and slope.
+    """
+    c, _, kh, kw = w.shape
+    cb = blocks(c)
+    full = np.zeros((cb * BLOCK, kh, kw), dtype=np.float32)
+    full[:c] = w[:, 0]
+    wb = np.ascontiguousarray(full.reshape(cb, BLOCK, kh, kw).transpose(0, 2, 3, 1))
+
+    def padded(v):
+        out = np.zeros(cb * BLOCK, dtype=np.float32)
+        if v is not None:
+            out[:c] = v
+        return out
+
+    return wb, padded(bias), padded(slope)
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def depthwise_nchw16c(x, wb, bias, slope, y, h, w, oh, ow, kh, kw, sh, sw, pt, pl, code, alpha, lo, hi,
+                      residual, has_residual, q0, q1, r0, r1):
+    """Depthwise convolution of output rows ``r0:r1`` of NCHW16c blocks ``q0:q1``, epilogue fused.
+
+    Blocks are image-major: block ``q`` is image ``q // CB``.
+
+    ``x`` is ``(N, CB, H, W, 16)`` flattened, ``y`` and ``residual``
+    ``(N, CB, OH, OW, 16)`` flattened, ``wb`` from
+    :func:`blocked_depthwise_weights` flattened. Each output pixel is 16
+    channels in one vector: ``acc = bias; acc += x[tap] * w[tap]`` over the
+    taps, one fused multiply-add per tap. For each output row the rows of
+    taps inside the image are found once; along the row, the pixels whose
+    taps all lie inside the image run in tiles of :data:`DW_PIXELS` with no
+    bounds test, the few at the edges (the padding) one at a time with their
+    columns clipped.
+    """
+    cb_count = wb.size // (kh * kw * BLOCK)
+    # Output columns whose taps all fall inside the row: oj * sw - pl >= 0 and oj * sw - pl + kw - 1 < w.
+    inner0 = min(ow, (pl + sw - 1) // sw)
+    inner1 = max(inner0, min(ow, (w - kw + pl) // sw + 1))
+    step = sw * BLOCK  # from one output pixel's input to the next one's
+    for q in range(q0, q1):
+        cb = q % cb_count
+        b = load(bias, cb * BLOCK)
+        s = load(slope, cb * BLOCK)
+        x_q = q * h * w * BLOCK
+        w_q = cb * kh * kw * BLOCK
+        for oi in range(r0, r1):
+            top = oi * sh - pt
+            u0 = max(0, -top)
+            u1 = min(kh, h - top)
+            out_row = (q * oh + oi) * ow * BLOCK
+            # left edge, tiles, tail, right edge
+            for oj in range(inner0):
+                _depthwise_pixel(x, wb, y, b, x_q, w_q, out_row, top, oj, u0, u1, w, kw, sw, pl)
+            # Tiles of 8 from inner0; a last partial tile is shifted left to end at inner1, recomputing a few
+            # pixels (the same values) instead of leaving up to 7 for the one-pixel loop, whose single chain of
+            # dependent multiply-adds is several times slower per pixel.
+            n_inner = inner1 - inner0
+            tiles = -(-n_inner // DW_PIXELS) if n_inner >= DW_PIXELS else 0
+            for t in range(tiles):
+                oj = min(inner0 + t * DW_PIXELS, inner1 - DW_PIXELS)
+                a0 = b
+                a1 = b
+                a2 = b
+                a3 = b
+                a4 = b
+                a5 = b
+                a6 = b
+                a7 = b
+                left = oj * sw - pl
+                for u in range(u0, u1):
+                    row = x_q + ((top + u) * w + left) * BLOCK
+                    for v in range(kw):
+                        wv = load(wb, w_q + (u * kw + v) * BLOCK)
+                        i = row + v * BLOCK
+                        a0 = fma(load(x, i), wv, a0)
+                        a1 = fma(load(x, i + step), wv, a1)
+                        a2 = fma(load(x, i + 2 * step), wv, a2)
+                        a3 = fma(load(x, i + 3 * step), wv, a3)
+                        a4 = fma(load(x, i + 4 * step), wv, a4)
+                        a5 = fma(load(x, i + 5 * step), wv, a5)
+                        a6 = fma(load(x, i + 6 * step), wv, a6)
+                        a7 = fma(load(x, i + 7 * step), wv, a7)
+                o = out_row + oj * BLOCK
+                store(y, o, a0)
+                store(y, o + BLOCK, a1)
+                store(y, o + 2 * BLOCK, a2)
+                store(y, o + 3 * BLOCK, a3)
+                store(y, o + 4 * BLOCK, a4)
+                store(y, o + 5 * BLOCK, a5)
+                store(y, o + 6 * BLOCK, a6)
+                store(y, o + 7 * BLOCK, a7)
+            for oj in range(inner1 if tiles else inner0, ow):
+                _depthwise_pixel(x, wb, y, b, x_q, w_q, out_row, top, oj, u0, u1, w, kw, sw, pl)
+            _epilogue(y, out_row, out_row + ow * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
+
+
+@njit(inline="always")
+def _depthwise_pixel(x, wb, y, b, x_q, w_q, out_row, top, oj, u0, u1, w, kw, sw, pl):
+    """One output pixel of :func:`depthwise_nchw16c` with its tap columns clipped to the image."""
+    left = oj * sw - pl
+    v0 = max(0, -left)
+    v1 = min(kw, w - left)
+    acc = b
+    for u in range(u0, u1):
+        row = x_q + ((top + u) * w + left) * BLOCK
+        for v in range(v0, v1):
+            acc = fma(load(x, row + v * BLOCK), load(wb, w_q + (u * kw + v) * BLOCK), acc)
+    store(y, out_row + oj * BLOCK, acc)
+
+
+def depthwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None,
+                           strides: tuple[int, int], pads: tuple[int, int, int, int], out_hw: tuple[int, int],
+                           activation: str = "", alpha: float = 0.01, lo: float = -np.inf, hi: float = np.inf,
+                           residual: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """``activation(depthwise_conv(xb) + bias + residual)`` in NCHW16c, dilation 1; pads (top, left, bottom, right).
+
+    ``wb, bias16, slope16`` from :func:`blocked_depthwise_weights`. Blocks
+    are split between minicnn's threads when the layer is large.
+    """
+    n, cb, h, w, _ = xb.shape
+    kh, kw = wb.shape[1], wb.shape[2]
+    if wb.shape[0] != cb:
+        raise ValueError(f"depthwise_conv_blocked: weights for {wb.shape[0]} channel blocks, input has {cb}")
+    oh, ow = out_hw
+    y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32) if out is None else out
+    slope16 = bias16 if slope16 is None else slope16
+    has_res = residual is not None
+    x_f, y_f, w_f = xb.reshape(-1), y.reshape(-1), wb.reshape(-1)
+    res = residual.reshape(-1) if has_res else y_f
+    code, alpha, lo, hi = ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
+    _run_chunks(lambda q0, q1, r0, r1: depthwise_nchw16c(x_f, w_f, bias16, slope16, y_f, h, w, oh, ow, kh, kw,
+                                                         strides[0], strides[1], pads[0], pads[1], code, alpha, lo,
+                                                         hi, res, has_res, q0, q1, r0, r1),
+                _plane_chunks(n * cb, oh, y.size * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# Max pooling
+# ---------------------------------------------------------------------------
+@njit(nogil=True, cache=True)
+def maxpool_nchw16c(x, y, h, w, oh, ow, kh, kw, sh, sw, pt, pl, q0, q1, r0, r1):
+    """Max pooling (dilation 1) of output rows ``r0:r1`` of NCHW16c blocks ``q0:q1``; padding never enters a max.
+
+    Every output pixel is the lane-wise maximum of the vectors of its taps
+    inside the image (a window that covers no pixel at all, possible only
+    with ``ceil_mode`` and large pads, gives -inf, as ``pool_reference`` does).
+    """
+    for q in range(q0, q1):
+        x_q = q * h * w * BLOCK
+        for oi in range(r0, r1):
+            top = oi * sh - pt
+            u0 = max(0, -top)
+            u1 = min(kh, h - top)
+            for oj in range(ow):
+                left = oj * sw - pl
+                v0 = max(0, -left)
+                v1 = min(kw, w - left)
+                acc = splat(-np.inf)
+                for u in range(u0, u1):
+                    row = x_q + ((top + u) * w + left) * BLOCK
+                    for v in range(v0, v1):
+                        acc = maximum(acc, load(x, row + v * BLOCK))
+                store(y, ((q * oh + oi) * ow + oj) * BLOCK, acc)
+
+
+def maxpool_blocked(xb: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+                    pads: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Max pooling of NCHW16c ``xb`` (dilation 1), blocks split between threads when large."""
+    n, cb, h, w, _ = xb.shape
+    oh, ow = out_hw
+    y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32)
+    x_f, y_f = xb.reshape(-1), y.reshape(-1)
+    _run_chunks(lambda q0, q1, r0, r1: maxpool_nchw16c(x_f, y_f, h, w, oh, ow, kernel[0], kernel[1], strides[0],
+                                                       strides[1], pads[0], pads[1], q0, q1, r0, r1),
+                _plane_chunks(n * cb, oh, xb.size >= MIN_PARALLEL_VALUES))
     return y
