@@ -44,7 +44,17 @@ from .optimize import optimize as optimize_graph
 log = logging.getLogger(__name__)
 
 BACKENDS = ("numba", "numpy", "cuda")
+LAYOUTS = ("NCHW16c", "NCHW")
 MAX_CACHED_SHAPES = 8  # plans kept per session (one per distinct input shape), least recently used dropped
+
+
+@dataclass
+class ShapePlans:
+    """What a session keeps per input shape (see ``InferenceSession.run``)."""
+
+    plan: Plan               # the NCHW graph specialised to this shape (intermediates; the CUDA executor's source)
+    executor: object | None  # the CUDA executor, on the cuda backend
+    blocked: Plan | None     # the NCHW16c plan ``run`` uses on the numba backend (minicnn.layout), if any node blocks
 
 
 @dataclass(frozen=True)
@@ -90,13 +100,21 @@ class InferenceSession:
         of the file, which is what you want when stepping through it.
     num_threads : threads for the numba backend's kernels and BLAS; default:
         every core (``minicnn.threads`` decides who owns them).
+    layout : "NCHW16c" (default) lets the numba backend's ``run`` keep chains
+        of 1x1 and depthwise convolutions and pools in the channel-blocked
+        layout (``minicnn.layout``); "NCHW" runs every node in the file's
+        layout. ``steps``, ``intermediates=True`` and the other backends
+        always use NCHW.
     """
 
     def __init__(self, path_or_bytes, backend: str = "numba", optimize: bool = True,
-                 num_threads: int | None = None, providers: Sequence[str] | None = None):
+                 num_threads: int | None = None, providers: Sequence[str] | None = None, layout: str = "NCHW16c"):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
         self.backend = backend
+        self.layout = layout if backend == "numba" else "NCHW"
         self.model_graph = load_model(path_or_bytes)  # the file's graph, untouched
         self._check_supported(self.model_graph)
         self.graph = optimize_graph(self.model_graph) if optimize else self.model_graph
@@ -104,7 +122,7 @@ class InferenceSession:
         self._fns = {n.op_type: get_op(n.op_type, kernel_backend) for n in self.graph.nodes}
         preparers = {op: get_preparer(op, kernel_backend) for op in self._fns}
         self._preparers = {op: prepare for op, prepare in preparers.items() if prepare is not None}
-        self._plans: OrderedDict[tuple, tuple[Plan, object]] = OrderedDict()
+        self._plans: OrderedDict[tuple, ShapePlans] = OrderedDict()  # by input shapes and dtypes
         if backend in ("numba", "cuda"):
             from . import threads
 
@@ -143,22 +161,42 @@ class InferenceSession:
         if cached is None:
             plan, env = build_plan(self.graph, self._fns, feeds, self._preparers)
             executor = self._make_device_executor(plan)
-            self._plans[key] = (plan, executor)
+            fast = self._blocked_plan(plan, env, feeds) if self.layout == "NCHW16c" else None
+            self._plans[key] = ShapePlans(plan, executor, fast)
             if len(self._plans) > MAX_CACHED_SHAPES:
                 self._plans.popitem(last=False)
             if executor is not None and not intermediates:
                 return executor.run(feeds, names)
         else:
             self._plans.move_to_end(key)
-            plan, executor = cached
+            plan, executor, fast = cached.plan, cached.executor, cached.blocked
             if executor is not None and not intermediates:
                 return executor.run(feeds, names)
+            if fast is not None and not intermediates:
+                env = fast.execute(fast.graph, feeds, keep=set(names))
+                return [env[n] if n in env else fast.constants.get(n, plan.constants.get(n)) for n in names]
             env = plan.execute(self.graph, feeds, keep=None if intermediates else set(names))
         outputs = [env[n] if n in env else plan.constants[n] for n in names]
         if intermediates:
             folded = {k: v for k, v in plan.constants.items() if k not in self.graph.initializers}
             return outputs, {**folded, **env}
         return outputs
+
+    def _blocked_plan(self, plan: Plan, env: dict, feeds: dict) -> Plan | None:
+        """The plan's graph with its blockable chains in NCHW16c (``minicnn.layout``), planned; None if none.
+
+        Planning it runs it once, so the first run at a new shape costs two.
+        """
+        from .layout import block_graph
+
+        shapes = {name: np.shape(value) for name, value in {**plan.constants, **env}.items()}
+        graph = block_graph(plan.graph, shapes)
+        if graph is None:
+            return None
+        fns = {n.op_type: get_op(n.op_type, "numba") for n in graph.nodes}
+        preparers = {op: get_preparer(op, "numba") for op in fns}
+        fast, _ = build_plan(graph, fns, feeds, {op: p for op, p in preparers.items() if p is not None})
+        return fast
 
     # -- stepping -------------------------------------------------------------------
     def steps(self, input_feed: dict[str, np.ndarray]) -> Iterator[NodeStep]:

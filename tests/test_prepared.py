@@ -5,6 +5,10 @@ shape; later runs call the prepared form. Both drive the same kernels with
 the same chunks, so at one thread count the outputs must be *identical*
 (compared bit for bit, no tolerance). Across thread counts the chunks differ
 and BLAS may sum in another order: atol=1e-5, rtol=1e-5 there.
+
+These tests are about the NCHW plan, so their sessions use ``layout="NCHW"``
+(the NCHW16c plan's ops sum in another order; ``tests/test_layout.py``
+checks it against the NCHW plan and onnxruntime with a tolerance).
 """
 
 from __future__ import annotations
@@ -69,11 +73,11 @@ def _every_prepared_kind():
 
 def test_prepared_runs_are_bitwise_the_ops_results():
     model = _every_prepared_kind()
-    sess = minicnn.InferenceSession(model.SerializeToString())
+    sess = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
     feeds = {"x": rng.standard_normal((1, 8, 19, 22)).astype(np.float32),
              "seq": rng.standard_normal((2, 4, 31)).astype(np.float32)}
     first = sess.run(None, feeds)  # builds and prepares the plan
-    (plan, _), = sess._plans.values()
+    plan = next(iter(sess._plans.values())).plan
     prepared = sorted(s.node.op_type for s in plan.steps if s.prepared is not None)
     assert prepared == ["AveragePool", "Conv", "Conv", "Conv", "Conv", "FusedConv", "FusedConv", "MaxPool"], prepared
     again = sess.run(None, feeds)  # runs the prepared forms
@@ -85,10 +89,10 @@ def _check_one_prepared_node(node, inits, opset):
     """A one-node model on a (1, 3, 7, 5) input: the node is prepared, and the prepared run, the first run and
     the op through ``steps`` agree bit for bit."""
     model = _model([node], [("x", TensorProto.FLOAT, [1, 3, 7, 5])], inits, opset=opset)
-    sess = minicnn.InferenceSession(model.SerializeToString())
+    sess = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
     x = rng.standard_normal((1, 3, 7, 5)).astype(np.float32)
     first = sess.run(None, {"x": x})[0]
-    (plan, _), = sess._plans.values()
+    plan = next(iter(sess._plans.values())).plan
     assert plan.steps[0].prepared is not None
     again = sess.run(None, {"x": x})[0]
     assert np.array_equal(first, again) and np.array_equal(again, _unprepared(sess, {"x": x})[0])
@@ -128,10 +132,10 @@ def test_a_pad_with_pads_from_the_data_runs_unprepared():
     """Pads computed from a graph input cannot be prepared: every run pads by that run's amounts."""
     model = _model([helper.make_node("Pad", ["x", "pads"], ["y"])],
                    [("x", TensorProto.FLOAT, [1, 2, 3]), ("pads", TensorProto.INT64, [6])], {}, opset=13)
-    sess = minicnn.InferenceSession(model.SerializeToString())
+    sess = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
     x = np.ones((1, 2, 3), np.float32)
     assert sess.run(None, {"x": x, "pads": np.array([0, 0, 1, 0, 0, 2], np.int64)})[0].shape == (1, 2, 6)
-    (plan, _), = sess._plans.values()
+    plan = next(iter(sess._plans.values())).plan
     assert plan.steps[0].prepared is None
     assert sess.run(None, {"x": x, "pads": np.array([0, 1, 0, 0, 0, 0], np.int64)})[0].shape == (1, 3, 3)
 
@@ -140,7 +144,7 @@ def test_thread_count_can_change_between_runs():
     # Large enough (>= MIN_PARALLEL_MACS) for the chunking to depend on the thread count.
     model = _model([helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1])],
                    [("x", TensorProto.FLOAT, [1, 32, 64, 64])], {"W": _w(96, 32, 3, 3), "B": _w(96)})
-    sess = minicnn.InferenceSession(model.SerializeToString(), num_threads=2)
+    sess = minicnn.InferenceSession(model.SerializeToString(), num_threads=2, layout="NCHW")
     x = rng.standard_normal((1, 32, 64, 64)).astype(np.float32)
     results = []
     for n in (1, 2, 1, 2):
@@ -158,7 +162,7 @@ def test_a_shape_that_depends_on_the_data_runs_the_op_unprepared():
                     helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1])],
                    [("flat", TensorProto.FLOAT, [1, 4, 48]), ("shape", TensorProto.INT64, [4])],
                    {"W": _w(3, 4, 3, 3), "B": _w(3)})
-    sess = minicnn.InferenceSession(model.SerializeToString())
+    sess = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
     flat = rng.standard_normal((1, 4, 48)).astype(np.float32)
     for hw in ((6, 8), (4, 12), (6, 8)):
         shape = np.array([1, 4, *hw], np.int64)
@@ -169,25 +173,25 @@ def test_a_shape_that_depends_on_the_data_runs_the_op_unprepared():
 
 
 def test_a_real_export_prepares_and_matches_the_unprepared_run():
-    sess = minicnn.InferenceSession(tiny_cnn())
+    sess = minicnn.InferenceSession(tiny_cnn(), layout="NCHW")
     x = rng.standard_normal((2, 3, 17, 23)).astype(np.float32)
     sess.run(None, {"x": x})
-    (plan, _), = sess._plans.values()
+    plan = next(iter(sess._plans.values())).plan
     assert any(s.prepared is not None for s in plan.steps)
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], _unprepared(sess, {"x": x})[0])
 
 
 @pytest.mark.parametrize("backend", ["numpy"])
 def test_the_reference_backend_prepares_nothing(backend):
-    sess = minicnn.InferenceSession(tiny_cnn(), backend=backend)
+    sess = minicnn.InferenceSession(tiny_cnn(), backend=backend, layout="NCHW")
     sess.run(None, {"x": rng.standard_normal((1, 3, 9, 9)).astype(np.float32)})
-    (plan, _), = sess._plans.values()
+    plan = next(iter(sess._plans.values())).plan
     assert all(s.prepared is None for s in plan.steps)
 
 
 def test_run_node_is_untouched_by_preparing():
     # The op function itself stays the whole op: calling it directly needs no plan.
-    sess = minicnn.InferenceSession(tiny_cnn())
+    sess = minicnn.InferenceSession(tiny_cnn(), layout="NCHW")
     node = next(n for n in sess.graph.nodes if n.op_type == "FusedConv")
     args = [rng.standard_normal((1, 3, 8, 8)).astype(np.float32)] + [sess.graph.initializers[n] if n else None
                                                                     for n in node.inputs[1:]]

@@ -7,6 +7,7 @@ fast path beside it (the Numba kernels themselves live in ``minicnn.kernels``).
 
 from . import (  # noqa: F401  (imported for their registrations)
     activation,
+    blocked,
     conv,
     elementwise,
     gemm,

@@ -1,0 +1,163 @@
+"""The layout pass: run chains of convolutions and pools in the channel-blocked NCHW16c layout.
+
+Why. In NCHW each channel is its own plane, so a 1x1 or depthwise layer
+walks C (and M) separate streams through memory; in NCHW16c a pixel's 16
+channels are contiguous and one AVX-512 register holds them, which is how
+onnxruntime runs these layers (``minicnn.kernels.cpu_blocked`` has the
+measurements). Changing layout costs a pass over the tensor each way, so it
+pays only if the tensor then stays blocked for a while: the pass blocks
+whole chains and converts at their ends.
+
+How. :func:`block_graph` walks a session plan's graph (every tensor's shape
+is known then, from the plan's first run) and rewrites:
+
+* ``Conv`` / ``FusedConv`` that a blocked kernel computes (1x1 stride 1, or
+  depthwise; see ``minicnn.ops.blocked.blocked_conv_kind``) into
+  ``Conv_NCHW16c``; its input is converted if it is not blocked yet;
+* ``MaxPool`` whose input is already blocked into ``MaxPool_NCHW16c``;
+* elementwise ops whose data inputs are all blocked and of one shape
+  (``Add``, ``Relu``, ``Sigmoid``, ...) stay what they are, run on the
+  blocked arrays: an elementwise op does not care how its values are laid
+  out, as long as all operands use the same layout;
+* everything else stays in NCHW: an input that exists only blocked gets a
+  ``FromNCHW16c`` first, and so does every graph output.
+
+A blocked tensor is named after the NCHW tensor it stands for, with
+:data:`SUFFIX`. The graph it returns computes the same outputs as the one it
+was given, up to float32 round-off (different summation order); sessions
+use it for ``run`` and keep the NCHW graph for ``steps``, ``intermediates``
+and ``minicnn compare``, so what a learner sees is always the file's layout.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .errors import MiniCNNError
+from .graph import MINICNN_DOMAIN, Graph, Node
+from .ops.blocked import CONV_ATTRS, blocked_conv_kind
+from .ops.shape import _pad_geometry
+
+log = logging.getLogger(__name__)
+
+SUFFIX = "@NCHW16c"
+# Ops computed value by value: they run unchanged on blocked operands of one shape.
+ELEMENTWISE = ("Add", "Sub", "Mul", "Relu", "LeakyRelu", "Sigmoid", "Clip", "Max", "Min")
+
+
+def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
+    if node.op_type not in ("Conv", "FusedConv") or node.inputs[1] not in graph.initializers:
+        return None
+    x_shape = shapes.get(node.inputs[0])
+    w = graph.initializers[node.inputs[1]]
+    if x_shape is None or len(x_shape) != 4 or w.dtype != np.float32:
+        return None
+    if node.op_type == "FusedConv" and len(node.inputs) > 4 and node.inputs[4]:
+        if shapes.get(node.inputs[4]) != shapes.get(node.outputs[0]):
+            return None  # a residual that only broadcasts
+    if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] not in graph.initializers:
+        return None
+    return blocked_conv_kind(x_shape, w.shape, **{k: v for k, v in node.attrs.items() if k in CONV_ATTRS})
+
+
+def _channel_pad(node: Node, graph: Graph, shapes: dict) -> int | None:
+    """How many zero channels a constant ``Pad`` appends, if that is all it does (else None)."""
+    if node.op_type != "Pad" or node.attrs.get("mode", "constant") not in ("constant", b"constant"):
+        return None
+    init = graph.initializers
+    extra = [n for n in node.inputs[1:] if n]
+    if any(n not in init for n in extra):
+        return None
+    pads = init[node.inputs[1]] if len(node.inputs) > 1 and node.inputs[1] else node.attrs.get("pads")
+    fill = init[node.inputs[2]] if len(node.inputs) > 2 and node.inputs[2] else node.attrs.get("value", 0.0)
+    axes = init[node.inputs[3]] if len(node.inputs) > 3 and node.inputs[3] else None
+    shape = shapes.get(node.inputs[0])
+    if pads is None or shape is None or len(shape) != 4 or np.any(np.asarray(fill) != 0):
+        return None
+    try:
+        crop, widths = _pad_geometry(shape, pads, axes, "constant")
+    except MiniCNNError:
+        return None
+    if any(s != slice(0, d) for s, d in zip(crop, shape)) or widths[0] != (0, 0) or widths[2:] != [(0, 0), (0, 0)]:
+        return None
+    return widths[1][1] if widths[1][0] == 0 and widths[1][1] > 0 else None
+
+
+def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
+    """``graph`` with its blockable chains in NCHW16c, or None if nothing was worth blocking.
+
+    ``shapes`` maps every tensor name of ``graph`` to its shape at the input
+    shape being planned (a plan's first run provides them).
+    """
+    blocked: dict[str, str] = {}   # NCHW name -> name of its blocked version
+    in_nchw: set[str] = set(graph.initializers) | {vi.name for vi in graph.inputs}  # tensors available as NCHW
+    nodes: list[Node] = []
+    converted = 0
+
+    def as_blocked(name: str) -> str:
+        nonlocal converted
+        if name not in blocked:
+            blocked[name] = name + SUFFIX
+            nodes.append(Node(f"{name}.to_nchw16c", "ToNCHW16c", [name], [name + SUFFIX], {}, MINICNN_DOMAIN))
+            converted += 1
+        return blocked[name]
+
+    def as_nchw(name: str) -> str:
+        nonlocal converted
+        if name and name not in in_nchw and name in blocked:
+            nodes.append(Node(f"{name}.from_nchw16c", "FromNCHW16c", [blocked[name]], [name],
+                              {"channels": int(shapes[name][1])}, MINICNN_DOMAIN))
+            in_nchw.add(name)
+            converted += 1
+        return name
+
+    rewritten = 0
+    for node in graph.nodes:
+        data = [n for n in node.inputs if n and n not in graph.initializers]
+        if _conv_kind(node, graph, shapes) is not None:
+            inputs = list(node.inputs) + [""] * (5 - len(node.inputs))
+            inputs[0] = as_blocked(inputs[0])
+            if inputs[4]:
+                inputs[4] = as_blocked(inputs[4])
+            while inputs[-1] == "":
+                inputs.pop()
+            attrs = dict(node.attrs)
+            attrs.setdefault("activation", "")
+            out = node.outputs[0]
+            nodes.append(Node(node.name, "Conv_NCHW16c", inputs, [out + SUFFIX], attrs, MINICNN_DOMAIN))
+            blocked[out] = out + SUFFIX
+            rewritten += 1
+        elif (node.op_type == "MaxPool" and len(data) == 1 and data[0] in blocked and len(shapes[data[0]]) == 4
+              and not any(node.outputs[1:])):
+            out = node.outputs[0]
+            nodes.append(Node(node.name, "MaxPool_NCHW16c", [blocked[data[0]]], [out + SUFFIX], dict(node.attrs),
+                              MINICNN_DOMAIN))
+            blocked[out] = out + SUFFIX
+            rewritten += 1
+        elif node.inputs and node.inputs[0] in blocked and _channel_pad(node, graph, shapes) is not None:
+            out = node.outputs[0]
+            attrs = {"channels": int(shapes[node.inputs[0]][1]), "extra": _channel_pad(node, graph, shapes)}
+            nodes.append(Node(node.name, "PadChannels_NCHW16c", [blocked[node.inputs[0]]], [out + SUFFIX], attrs,
+                              MINICNN_DOMAIN))
+            blocked[out] = out + SUFFIX
+        elif (node.op_type in ELEMENTWISE and data and all(n in blocked for n in data)
+              and len({shapes[n] for n in data} | {shapes[node.outputs[0]]}) == 1
+              and all(np.size(graph.initializers[n]) == 1 for n in node.inputs if n in graph.initializers)):
+            out = node.outputs[0]
+            inputs = [blocked[n] if n in blocked else n for n in node.inputs]
+            nodes.append(Node(node.name, node.op_type, inputs, [out + SUFFIX], dict(node.attrs), node.domain))
+            blocked[out] = out + SUFFIX
+        else:
+            for n in node.inputs:
+                as_nchw(n)
+            nodes.append(node)
+            in_nchw.update(o for o in node.outputs if o)
+    for vi in graph.outputs:
+        as_nchw(vi.name)
+    if not rewritten:
+        return None
+    log.debug("layout: %d nodes in NCHW16c, %d layout conversions", rewritten, converted)
+    return Graph(nodes=nodes, initializers=graph.initializers, inputs=graph.inputs, outputs=graph.outputs,
+                 opset=graph.opset, name=graph.name, source=graph.source)

@@ -1,0 +1,250 @@
+"""Ops on channel-blocked tensors (NCHW16c), which ``minicnn.layout`` puts into a session's fast plan.
+
+None of these is an ONNX op. A tensor in NCHW16c is ``(N, ceil(C/16), H, W,
+16)``: channel ``c`` of pixel ``(i, j)`` at ``[n, c // 16, i, j, c % 16]``,
+the channels beyond C padding (see ``minicnn.kernels.cpu_blocked`` for why
+this layout is fast). The layout pass rewrites chains of convolutions and
+pools into these ops, with a ``ToNCHW16c`` where a chain starts and a
+``FromNCHW16c`` where an ordinary op (or a graph output) reads its result.
+
+Each op here has its readable reference, which says exactly what it means
+in terms of the ordinary ops: undo the layout, run the NCHW op, redo the
+layout. The numba fast paths run the NCHW16c kernels directly.
+
+What padding channels hold: the reference's ``ToNCHW16c`` writes zeros; a
+fast convolution writes its activation of 0 there (0, or 0.5 after a
+Sigmoid), a pool pools those values. Either way they are finite, and every
+weight that reads them is zero, so they never reach a real channel; tests
+compare real channels only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..kernels import cpu_blocked
+from .conv import FusedConv, conv_geometry, per_channel_slope
+from .pool import MaxPool, pool_geometry
+from .registry import register, register_preparer
+
+BLOCK = cpu_blocked.BLOCK
+
+
+def _check_blocked(X, op: str) -> None:
+    if not isinstance(X, np.ndarray) or X.ndim != 5 or X.shape[-1] != BLOCK or X.dtype != np.float32:
+        shape = list(X.shape) if isinstance(X, np.ndarray) else type(X).__name__
+        raise InputError(f"{op}: expected a float32 NCHW16c tensor (N, C/16, H, W, 16), got {shape}")
+
+
+# ---------------------------------------------------------------------------
+# Changing layout
+# ---------------------------------------------------------------------------
+@register("ToNCHW16c")
+def ToNCHW16c(X):
+    """NCHW -> NCHW16c, missing channels zero."""
+    if X.ndim != 4 or X.dtype != np.float32:
+        raise InputError(f"ToNCHW16c: expected a float32 (N, C, H, W) tensor, got {X.dtype}{list(X.shape)}")
+    return cpu_blocked.to_blocked(X)
+
+
+@register("ToNCHW16c", backend="numba")
+def ToNCHW16c_numba(X):
+    if X.ndim != 4 or X.dtype != np.float32:
+        return ToNCHW16c(X)  # raises the reference's error
+    return cpu_blocked.to_blocked_fast(X)
+
+
+@register("FromNCHW16c")
+def FromNCHW16c(X, *, channels):
+    """NCHW16c -> NCHW with ``channels`` channels (the padding dropped)."""
+    _check_blocked(X, "FromNCHW16c")
+    if not 0 < channels <= X.shape[1] * BLOCK:
+        raise InputError(f"FromNCHW16c: channels={channels} does not fit {list(X.shape)}")
+    return cpu_blocked.from_blocked(X, int(channels))
+
+
+@register("FromNCHW16c", backend="numba")
+def FromNCHW16c_numba(X, *, channels):
+    _check_blocked(X, "FromNCHW16c")
+    if not 0 < channels <= X.shape[1] * BLOCK:
+        raise InputError(f"FromNCHW16c: channels={channels} does not fit {list(X.shape)}")
+    return cpu_blocked.from_blocked_fast(X, int(channels))
+
+
+# ---------------------------------------------------------------------------
+# Convolution: 1x1 (pointwise) and depthwise, bias, residual and activation fused
+# ---------------------------------------------------------------------------
+CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+
+def blocked_conv_kind(x_shape, w_shape, **conv_attrs) -> str | None:
+    """Which NCHW16c kernel computes this 2-D convolution: "pointwise", "depthwise", or None (neither).
+
+    Pointwise: 1x1, no padding, one group (a stride > 1 first takes every
+    stride-th pixel: a strided 1x1 convolution reads nothing else). Depthwise:
+    one group per channel, one filter per group, dilation 1, any kernel,
+    stride and padding.
+    """
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        return None
+    g = conv_geometry(x_shape, w_shape, **conv_attrs)
+    if g.dilations != (1, 1):
+        return None
+    if g.group == 1 and g.kernel == (1, 1) and g.pads == (0, 0, 0, 0):
+        return "pointwise"
+    if g.group == x_shape[1] == w_shape[0] and w_shape[1] == 1:
+        return "depthwise"
+    return None
+
+
+@register("Conv_NCHW16c")
+def Conv_NCHW16c(X, W, B=None, slope=None, residual=None, *, auto_pad="NOTSET", dilations=None, group=1,
+                 kernel_shape=None, pads=None, strides=None, activation="", alpha=0.01, clip_min=-np.inf,
+                 clip_max=np.inf):
+    """``FusedConv`` on NCHW16c input, residual and output (the reference: unblock, FusedConv, reblock)."""
+    _check_blocked(X, "Conv_NCHW16c")
+    c_in, c_out = W.shape[1] * int(group), W.shape[0]
+    x = cpu_blocked.from_blocked(X, c_in)
+    res = None
+    if residual is not None:
+        _check_blocked(residual, "Conv_NCHW16c (residual)")
+        res = cpu_blocked.from_blocked(residual, c_out)
+    y = FusedConv(x, W, B, slope, res, auto_pad=auto_pad, dilations=dilations, group=group,
+                  kernel_shape=kernel_shape, pads=pads, strides=strides, activation=activation, alpha=alpha,
+                  clip_min=clip_min, clip_max=clip_max)
+    return cpu_blocked.to_blocked(y)
+
+
+def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: float, clip_min: float,
+                 clip_max: float):
+    """``run(X, residual)`` for NCHW16c inputs of shape ``x_shape`` with these weights, or None (no kernel applies)."""
+    n, cb, h, w, _ = x_shape
+    c_in, c_out = W.shape[1] * int(attrs.get("group") or 1), W.shape[0]
+    if W.dtype != np.float32 or cpu_blocked.blocks(c_in) != cb:
+        return None
+    nchw = (n, c_in, h, w)
+    kind = blocked_conv_kind(nchw, W.shape, **attrs)
+    if kind is None:
+        return None
+    slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
+    out_shape = (n, cpu_blocked.blocks(c_out)) + tuple(conv_geometry(nchw, W.shape, **attrs).out_hw) + (BLOCK,)
+    lo, hi = clip_min, clip_max
+
+    def check(residual):
+        if residual is not None and residual.shape != out_shape:
+            raise InputError(f"Conv_NCHW16c: residual{list(residual.shape)} should be the output's "
+                             f"shape {list(out_shape)}")
+
+    if kind == "pointwise":
+        wb, b16, s16 = cpu_blocked.blocked_pointwise_weights(W, B, slope_c)
+        sh, sw = conv_geometry(nchw, W.shape, **attrs).strides
+
+        def run(X, residual):
+            check(residual)
+            if (sh, sw) != (1, 1):
+                X = np.ascontiguousarray(X[:, :, ::sh, ::sw])  # the only pixels a strided 1x1 layer reads
+            return cpu_blocked.pointwise_conv_blocked(X, wb, b16, s16, activation, alpha, lo, hi, residual)
+    else:
+        g = conv_geometry(nchw, W.shape, **attrs)
+        wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
+
+        def run(X, residual):
+            check(residual)
+            return cpu_blocked.depthwise_conv_blocked(X, wb, b16, s16, g.strides, g.pads, g.out_hw, activation,
+                                                      alpha, lo, hi, residual)
+    return run
+
+
+@register("Conv_NCHW16c", backend="numba")
+def Conv_NCHW16c_numba(X, W, B=None, slope=None, residual=None, *, auto_pad="NOTSET", dilations=None, group=1,
+                       kernel_shape=None, pads=None, strides=None, activation="", alpha=0.01, clip_min=-np.inf,
+                       clip_max=np.inf):
+    """``Conv_NCHW16c`` by the NCHW16c kernels (``cpu_blocked``); shapes they do not cover run the reference."""
+    _check_blocked(X, "Conv_NCHW16c")
+    attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    run = _conv_runner(X.shape, W, B, slope, attrs, activation, alpha, clip_min, clip_max)
+    if run is None:
+        return Conv_NCHW16c(X, W, B, slope, residual, **attrs, activation=activation, alpha=alpha,
+                            clip_min=clip_min, clip_max=clip_max)
+    return run(X, residual)
+
+
+@register_preparer("Conv_NCHW16c", backend="numba")
+def prepare_Conv_NCHW16c(args, constant, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+                         pads=None, strides=None, activation="", alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
+    """The weights laid out once per plan (see ``registry.register_preparer``)."""
+    X, W, B, slope, residual = (list(args) + [None] * 5)[:5]
+    if not all(constant[1:4]):
+        return None
+    attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    run = _conv_runner(X.shape, W, B, slope, attrs, activation, alpha, clip_min, clip_max)
+    if run is None:
+        return None
+    return lambda X, W, B=None, slope=None, residual=None: run(X, residual)
+
+
+# ---------------------------------------------------------------------------
+# Max pooling
+# ---------------------------------------------------------------------------
+@register("MaxPool_NCHW16c")
+def MaxPool_NCHW16c(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+                    storage_order=0, strides=None):
+    """``MaxPool`` on an NCHW16c tensor (the reference: unblock every lane, MaxPool, reblock)."""
+    _check_blocked(X, "MaxPool_NCHW16c")
+    y = MaxPool(cpu_blocked.from_blocked(X, X.shape[1] * BLOCK), auto_pad=auto_pad, ceil_mode=ceil_mode,
+                dilations=dilations, kernel_shape=kernel_shape, pads=pads, storage_order=storage_order,
+                strides=strides)
+    return cpu_blocked.to_blocked(y)
+
+
+def _pool_runner(x_shape, attrs: dict):
+    """``run(X)`` for NCHW16c inputs of shape ``x_shape``, or None (dilated pools run the reference)."""
+    n, cb, h, w, _ = x_shape
+    g = pool_geometry((n, cb * BLOCK, h, w), "MaxPool", **attrs)
+    if g.dilations != (1, 1):
+        return None
+    pads = g.pads_begin + g.pads_end
+    return lambda X: cpu_blocked.maxpool_blocked(X, g.kernel, g.strides, pads, g.out)
+
+
+@register("MaxPool_NCHW16c", backend="numba")
+def MaxPool_NCHW16c_numba(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+                          storage_order=0, strides=None):
+    _check_blocked(X, "MaxPool_NCHW16c")
+    attrs = dict(auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    run = _pool_runner(X.shape, attrs)
+    return run(X) if run is not None else MaxPool_NCHW16c(X, **attrs)
+
+
+@register_preparer("MaxPool_NCHW16c", backend="numba")
+def prepare_MaxPool_NCHW16c(args, constant, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None,
+                            pads=None, storage_order=0, strides=None):
+    return _pool_runner(args[0].shape, dict(auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations,
+                                            kernel_shape=kernel_shape, pads=pads, strides=strides))
+
+
+# ---------------------------------------------------------------------------
+# Zero channels appended (BlazeFace's shortcuts: Pad on the channel axis only)
+# ---------------------------------------------------------------------------
+@register("PadChannels_NCHW16c")
+def PadChannels_NCHW16c(X, *, channels, extra):
+    """``Pad`` of ``extra`` zero channels after the ``channels`` real ones (the reference: unblock, pad, reblock)."""
+    _check_blocked(X, "PadChannels_NCHW16c")
+    x = cpu_blocked.from_blocked(X, int(channels))
+    return cpu_blocked.to_blocked(np.pad(x, ((0, 0), (0, int(extra)), (0, 0), (0, 0))))
+
+
+@register("PadChannels_NCHW16c", backend="numba")
+def PadChannels_NCHW16c_numba(X, *, channels, extra):
+    """The same without leaving the layout: copy the blocks, zero the new channels (lanes and blocks)."""
+    _check_blocked(X, "PadChannels_NCHW16c")
+    n, cb, h, w, _ = X.shape
+    y = np.empty((n, cpu_blocked.blocks(channels + extra), h, w, BLOCK), dtype=np.float32)
+    y[:, :cb] = X
+    y[:, cb:] = 0
+    y[:, channels // BLOCK:cb, :, :, channels % BLOCK:] = 0  # the last block's padding lanes become real zeros
+    return y

@@ -1,0 +1,275 @@
+"""The NCHW16c layout: its kernels, its ops, the layout pass and the sessions that use it.
+
+Tolerances: the reorders and max pooling only move values, so they are
+compared bit for bit. The blocked convolutions sum in another order than
+the references (and use fused multiply-adds): their real channels are
+within 1e-5 of the output's range (at least 1) of minicnn's float64
+reference and of onnxruntime. Whole graphs: within 1e-5 of the output's
+range of the same session's NCHW plan and of onnxruntime. Padding channels
+are not compared (``minicnn.ops.blocked`` says what they hold).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+import minicnn
+from minicnn.kernels import cpu_blocked
+from minicnn.kernels.cpu_conv import ACTIVATION_CODES
+from minicnn.layout import SUFFIX, block_graph
+from minicnn.ops.blocked import (Conv_NCHW16c, Conv_NCHW16c_numba, MaxPool_NCHW16c, MaxPool_NCHW16c_numba,
+                                 PadChannels_NCHW16c, PadChannels_NCHW16c_numba, blocked_conv_kind)
+from minicnn.ops.conv import FusedConv
+from minicnn.ops.pool import MaxPool
+from onnx_util import one_node_model, run_ort
+
+
+def _close(actual, expected, what=""):
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * scale, err_msg=what)
+
+
+# ---------------------------------------------------------------------------
+# Kernels and ops against their references
+# ---------------------------------------------------------------------------
+@given(n=st.integers(1, 2), channels=st.integers(1, 40), height=st.integers(1, 9), width=st.integers(1, 11),
+       seed=st.integers(0, 99))
+@settings(max_examples=30, deadline=None)
+def test_numba_reorders_are_bitwise_the_numpy_ones(n, channels, height, width, seed):
+    x = np.random.default_rng(seed).standard_normal((n, channels, height, width)).astype(np.float32)
+    xb = cpu_blocked.to_blocked_fast(x)
+    np.testing.assert_array_equal(xb, cpu_blocked.to_blocked(x))
+    np.testing.assert_array_equal(cpu_blocked.from_blocked_fast(xb, channels), x)
+
+
+@given(channels=st.integers(1, 40), height=st.integers(1, 14), width=st.integers(1, 23), kernel=st.integers(1, 5),
+       stride=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 2)] * 4),
+       activation=st.sampled_from(sorted(ACTIVATION_CODES)), with_residual=st.booleans(), seed=st.integers(0, 999))
+@settings(max_examples=80, deadline=None)
+def test_blocked_depthwise_matches_the_reference(channels, height, width, kernel, stride, pads, activation,
+                                                 with_residual, seed):
+    top, left, bottom, right = pads
+    if height + top + bottom < kernel or width + left + right < kernel:
+        return  # no output pixel
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, channels, height, width)).astype(np.float32)
+    w = rng.standard_normal((channels, 1, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(channels).astype(np.float32)
+    slope = rng.standard_normal((channels, 1, 1)).astype(np.float32)
+    attrs = dict(group=channels, strides=[stride, stride], pads=list(pads), activation=activation, alpha=0.1,
+                 clip_min=-0.5, clip_max=0.7)
+    expected = FusedConv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                         slope.astype(np.float64), None, **attrs)
+    residual = rng.standard_normal(expected.shape).astype(np.float32) if with_residual else None
+    if residual is not None:
+        expected = FusedConv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                             slope.astype(np.float64), residual.astype(np.float64), **attrs)
+    one_by_one = channels == 1 and kernel == 1 and pads == (0, 0, 0, 0)  # a 1-channel 1x1 layer is both
+    kind = blocked_conv_kind(x.shape, w.shape, group=channels, strides=[stride] * 2, pads=list(pads))
+    assert kind == ("pointwise" if one_by_one else "depthwise")
+    res_b = None if residual is None else cpu_blocked.to_blocked(residual)
+    xb = cpu_blocked.to_blocked(x)
+    for op in (Conv_NCHW16c, Conv_NCHW16c_numba):
+        y = cpu_blocked.from_blocked(op(xb, w, b, slope, res_b, **attrs), channels)
+        _close(y, expected, op.__name__)
+
+
+@given(channels=st.integers(1, 40), c_out=st.integers(1, 36), height=st.integers(1, 9), width=st.integers(1, 11),
+       stride=st.integers(1, 3), activation=st.sampled_from(sorted(ACTIVATION_CODES)), seed=st.integers(0, 999))
+@settings(max_examples=40, deadline=None)
+def test_blocked_pointwise_op_with_strides_matches_the_reference(channels, c_out, height, width, stride, activation,
+                                                                 seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, channels, height, width)).astype(np.float32)
+    w = rng.standard_normal((c_out, channels, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    slope = rng.standard_normal(1).astype(np.float32)  # one slope shared by every channel
+    attrs = dict(strides=[stride, stride], activation=activation, alpha=0.1, clip_min=-0.5, clip_max=0.7)
+    expected = FusedConv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                         slope.astype(np.float64), **attrs)
+    for op in (Conv_NCHW16c, Conv_NCHW16c_numba):
+        _close(cpu_blocked.from_blocked(op(cpu_blocked.to_blocked(x), w, b, slope, **attrs), c_out), expected,
+               op.__name__)
+
+
+@given(channels=st.integers(1, 40), height=st.integers(1, 12), width=st.integers(1, 12), kernel=st.integers(1, 4),
+       stride=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 3)] * 4), ceil_mode=st.integers(0, 1),
+       seed=st.integers(0, 99))
+@settings(max_examples=60, deadline=None)
+def test_blocked_maxpool_is_bitwise_the_reference(channels, height, width, kernel, stride, pads, ceil_mode, seed):
+    if max(pads) >= kernel or height + pads[0] + pads[2] < kernel or width + pads[1] + pads[3] < kernel:
+        return  # not a valid MaxPool
+    x = np.random.default_rng(seed).standard_normal((2, channels, height, width)).astype(np.float32)
+    attrs = dict(kernel_shape=[kernel, kernel], strides=[stride, stride], pads=list(pads), ceil_mode=ceil_mode)
+    expected = MaxPool(x, **attrs)
+    xb = cpu_blocked.to_blocked(x)
+    for op in (MaxPool_NCHW16c, MaxPool_NCHW16c_numba):
+        np.testing.assert_array_equal(cpu_blocked.from_blocked(op(xb, **attrs), channels), expected, op.__name__)
+
+
+@pytest.mark.parametrize("channels, extra", [(24, 4), (16, 16), (3, 30), (32, 1)])
+def test_channel_padding_keeps_the_layout(channels, extra):
+    x = np.random.default_rng(0).standard_normal((1, channels, 5, 6)).astype(np.float32)
+    xb = cpu_blocked.to_blocked(x)
+    xb[:, -1, :, :, channels % 16 or 16:] = 0.5  # what padding lanes may hold after a Sigmoid: must not leak
+    expected = np.pad(x, ((0, 0), (0, extra), (0, 0), (0, 0)))
+    for op in (PadChannels_NCHW16c, PadChannels_NCHW16c_numba):
+        np.testing.assert_array_equal(cpu_blocked.from_blocked(op(xb, channels=channels, extra=extra),
+                                                               channels + extra), expected, op.__name__)
+
+
+@pytest.mark.parametrize("op, attrs, w_shape", [
+    ("depthwise", dict(group=24, strides=[2, 2], pads=[1, 1, 1, 1]), (24, 1, 3, 3)),
+    ("depthwise", dict(group=40, pads=[2, 2, 2, 2]), (40, 1, 5, 5)),
+    ("pointwise", dict(strides=[2, 2]), (20, 36, 1, 1)),
+])
+def test_blocked_convolutions_match_onnxruntime(op, attrs, w_shape):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, w_shape[1] * attrs.get("group", 1), 17, 19)).astype(np.float32)
+    w = (rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    (expected,) = run_ort(one_node_model("Conv", [x, w, b], attrs), [x, w, b])
+    assert blocked_conv_kind(x.shape, w.shape, **attrs) == op
+    y = cpu_blocked.from_blocked(Conv_NCHW16c_numba(cpu_blocked.to_blocked(x), w, b, **attrs), w_shape[0])
+    _close(y, expected)
+
+
+def test_kinds_that_stay_in_nchw():
+    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 3, 3)) is None  # dense 3x3
+    assert blocked_conv_kind((1, 8, 9, 9), (8, 1, 3, 3), group=8, dilations=[2, 2]) is None  # dilated
+    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 1, 1), pads=[1, 1, 1, 1]) is None  # padded 1x1
+    assert blocked_conv_kind((1, 8, 9), (16, 8, 1)) is None  # 1-D
+
+
+def test_blocked_ops_name_the_layout_they_expect():
+    with pytest.raises(minicnn.InputError, match=r"NCHW16c tensor .* got \[1, 8, 4, 4\]"):
+        Conv_NCHW16c_numba(np.zeros((1, 8, 4, 4), np.float32), np.zeros((8, 8, 1, 1), np.float32))
+
+
+# ---------------------------------------------------------------------------
+# The layout pass on small graphs
+# ---------------------------------------------------------------------------
+def _init(name, array):
+    return numpy_helper.from_array(np.asarray(array, dtype=np.float32), name)
+
+
+def _chain_model(seed=0) -> onnx.ModelProto:
+    """Every rule of the pass in one graph.
+
+    x(3ch) -> Conv 3x3 (stays NCHW) -> Relu -> depthwise -> 1x1 (24) -> Add(residual: Pad of a 1x1 (20))
+    (the optimiser fuses that Add into the 1x1) -> MaxPool -> m; Add(Sigmoid(m), m) -> strided 1x1 ->
+    outputs: that tensor, and its Softmax (NCHW again).
+    """
+    rng = np.random.default_rng(seed)
+    w = lambda *s: _init(f"w{len(inits)}", rng.standard_normal(s) * 0.3)  # noqa: E731
+    inits = []
+    inits.append(w(16, 3, 3, 3)); stem = inits[-1].name          # noqa: E702
+    inits.append(w(16, 1, 3, 3)); dw = inits[-1].name            # noqa: E702
+    inits.append(w(24, 16, 1, 1)); pw = inits[-1].name           # noqa: E702
+    inits.append(w(20, 16, 1, 1)); side = inits[-1].name         # noqa: E702
+    inits.append(w(40, 24, 1, 1)); last = inits[-1].name         # noqa: E702
+    inits.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 4, 0, 0], np.int64), "pads"))
+    nodes = [
+        helper.make_node("Conv", ["in0", stem], ["s"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["s"], ["r"]),
+        helper.make_node("Conv", ["r", dw], ["d"], group=16, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["d", pw], ["p"]),
+        helper.make_node("Conv", ["r", side], ["q"]),
+        helper.make_node("Pad", ["q", "pads"], ["qp"], mode="constant"),
+        helper.make_node("Add", ["p", "qp"], ["a"]),
+        helper.make_node("MaxPool", ["a"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Sigmoid", ["m"], ["g"]),
+        helper.make_node("Add", ["g", "m"], ["h"]),
+        helper.make_node("Conv", ["h", last], ["y"], strides=[2, 2]),
+        helper.make_node("Softmax", ["y"], ["z"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, [1, 3, 22, 26])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "z")],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what the installed onnxruntime reads
+    return model
+
+
+def test_the_pass_blocks_the_chain_and_converts_at_its_ends():
+    model = _chain_model()
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    x = np.random.default_rng(1).standard_normal((1, 3, 22, 26)).astype(np.float32)
+    sess.run(None, {"in0": x})
+    blocked = next(iter(sess._plans.values())).blocked
+    ops = [s.node.op_type for s in blocked.steps]
+    assert ops == ["FusedConv", "ToNCHW16c", "Conv_NCHW16c", "Conv_NCHW16c", "PadChannels_NCHW16c", "Conv_NCHW16c",
+                   "MaxPool_NCHW16c", "Sigmoid", "Add", "Conv_NCHW16c", "FromNCHW16c", "Softmax"], ops
+    outputs = {n for s in blocked.steps for n in s.node.outputs}
+    assert {"y", "z"} <= outputs and "g" + SUFFIX in outputs and "g" not in outputs
+
+
+def test_blocked_runs_match_the_nchw_plan_and_onnxruntime():
+    model = _chain_model()
+    x = np.random.default_rng(2).standard_normal((1, 3, 22, 26)).astype(np.float32)
+    expected = run_ort(model, [x])
+    blocked = minicnn.InferenceSession(model.SerializeToString())
+    nchw = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
+    for _ in range(2):  # the first run builds the plans, the second runs the prepared NCHW16c plan
+        got, plain = blocked.run(None, {"in0": x}), nchw.run(None, {"in0": x})
+        for a, b, e in zip(got, plain, expected):
+            _close(a, b)
+            _close(a, e)
+    assert next(iter(blocked._plans.values())).blocked is not None
+    assert next(iter(nchw._plans.values())).blocked is None
+
+
+def test_intermediates_and_steps_stay_in_nchw():
+    model = _chain_model()
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    x = np.random.default_rng(2).standard_normal((1, 3, 22, 26)).astype(np.float32)
+    sess.run(None, {"in0": x})
+    _, tensors = sess.run(None, {"in0": x}, intermediates=True)
+    assert not any(name.endswith(SUFFIX) for name in tensors)
+    assert tensors["g"].shape == (1, 24, 11, 13)
+    assert [s.node.op_type for s in sess.steps({"in0": x})][-1] == "Softmax"
+
+
+def test_nothing_to_block_gives_no_blocked_plan():
+    sess = minicnn.InferenceSession(one_node_model("Relu", [np.zeros((1, 4, 3, 3), np.float32)]).SerializeToString())
+    sess.run(None, {"in0": np.ones((1, 4, 3, 3), np.float32)})
+    assert next(iter(sess._plans.values())).blocked is None
+    graph = sess._plans[next(iter(sess._plans))].plan.graph
+    assert block_graph(graph, {"in0": (1, 4, 3, 3), "out0": (1, 4, 3, 3)}) is None
+
+
+def test_an_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="unknown layout 'NHWC'"):
+        minicnn.InferenceSession(_chain_model().SerializeToString(), layout="NHWC")
+
+
+@pytest.mark.parametrize("channels", [16, 40])  # one block per image (split by rows), three (split by blocks)
+def test_threads_split_the_kernels_without_changing_a_bit(channels, monkeypatch):
+    from minicnn import threads
+
+    for threshold in ("MIN_PARALLEL_MACS", "MIN_PARALLEL_DEPTHWISE_MACS", "MIN_PARALLEL_VALUES"):
+        monkeypatch.setattr(cpu_blocked, threshold, 0)  # split even these small layers
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, channels, 30, 35)).astype(np.float32)
+    w_dw = rng.standard_normal((channels, 1, 3, 3)).astype(np.float32)
+    w_pw = rng.standard_normal((24, channels, 1, 1)).astype(np.float32)
+    xb = cpu_blocked.to_blocked_fast(x)
+
+    def everything():
+        return [cpu_blocked.to_blocked_fast(x), cpu_blocked.from_blocked_fast(xb, channels),
+                Conv_NCHW16c_numba(xb, w_dw, group=channels, pads=[1, 1, 1, 1], activation="Relu"),
+                Conv_NCHW16c_numba(xb, w_pw),
+                MaxPool_NCHW16c_numba(xb, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])]
+
+    with threads.limit(1):
+        one = everything()
+    with threads.limit(2):
+        assert len(cpu_blocked._plane_chunks(1, 96, True)) == 4
+        two = everything()
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
