@@ -14,7 +14,8 @@ thread, ReLU fused, outputs checked against a float64 reference first:
 The layout's conversions are not timed: the point of a layout pass is that
 a chain of layers stays blocked and pays them once at each end. The table
 also gives the time of one NCHW -> NCHW16c conversion of the input
-(:func:`~minicnn.kernels.cpu_blocked.to_blocked`, NumPy) for scale.
+(:func:`~minicnn.kernels.cpu_blocked.to_blocked_fast`, the Numba reorder
+sessions use, on the calling thread) for scale.
 Rounds alternate the three; medians are reported, ratios are
 ``direct / NCHW16c`` and ``BLAS / NCHW16c`` (above 1: blocked is faster).
 
@@ -94,7 +95,7 @@ def runners(c: int, m: int, h: int, w: int, rng: np.random.Generator) -> tuple[d
             return y
         return cpu_blocked.from_blocked(y.reshape(1, out_blocks, h, w, cpu_blocked.BLOCK), m).reshape(m, pixels)
 
-    conversion = {"to_blocked": lambda: cpu_blocked.to_blocked(x.reshape(1, c, h, w))}
+    conversion = {"to_blocked": lambda: cpu_blocked.to_blocked_fast(x.reshape(1, c, h, w))}
     return {"direct": direct, "BLAS": blas, "NCHW16c": blocked}, reference, {"as_nchw": as_nchw, **conversion}
 
 
