@@ -153,6 +153,19 @@ def _epilogue(y, o0, o1, residual, has_residual, code, alpha, slope, lo, hi):
             store(y, o, minimum(maximum(load(y, o), low), high))
 
 
+@njit(inline="always")
+def store_tile(y, o, a0, a1, a2, a3, a4, a5, a6, a7):
+    """Store 8 accumulator vectors, one pixel's 16 channels each, to the 8 consecutive pixels from ``y[o]``."""
+    store(y, o, a0)
+    store(y, o + BLOCK, a1)
+    store(y, o + 2 * BLOCK, a2)
+    store(y, o + 3 * BLOCK, a3)
+    store(y, o + 4 * BLOCK, a4)
+    store(y, o + 5 * BLOCK, a5)
+    store(y, o + 6 * BLOCK, a6)
+    store(y, o + 7 * BLOCK, a7)
+
+
 @njit(nogil=True, cache=True, fastmath=True)
 def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residual, has_residual, ob0, ob1, p0, p1):
     """1x1 convolution of one image in NCHW16c, output channel blocks ``ob0:ob1``, pixels ``p0:p1``, epilogue fused.
@@ -197,14 +210,7 @@ def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residu
                     a6 = fma(broadcast(x, i + 6 * BLOCK), wv, a6)
                     a7 = fma(broadcast(x, i + 7 * BLOCK), wv, a7)
             o = out + p * BLOCK
-            store(y, o, a0)
-            store(y, o + BLOCK, a1)
-            store(y, o + 2 * BLOCK, a2)
-            store(y, o + 3 * BLOCK, a3)
-            store(y, o + 4 * BLOCK, a4)
-            store(y, o + 5 * BLOCK, a5)
-            store(y, o + 6 * BLOCK, a6)
-            store(y, o + 7 * BLOCK, a7)
+            store_tile(y, o, a0, a1, a2, a3, a4, a5, a6, a7)
             _epilogue(y, o, o + PIXELS * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
         for p in range(full, p1):
             a = b
@@ -441,14 +447,7 @@ def depthwise_nchw16c(x, wb, bias, slope, y, h, w, oh, ow, kh, kw, sh, sw, pt, p
                         a6 = fma(load(x, i + 6 * step), wv, a6)
                         a7 = fma(load(x, i + 7 * step), wv, a7)
                 o = out_row + oj * BLOCK
-                store(y, o, a0)
-                store(y, o + BLOCK, a1)
-                store(y, o + 2 * BLOCK, a2)
-                store(y, o + 3 * BLOCK, a3)
-                store(y, o + 4 * BLOCK, a4)
-                store(y, o + 5 * BLOCK, a5)
-                store(y, o + 6 * BLOCK, a6)
-                store(y, o + 7 * BLOCK, a7)
+                store_tile(y, o, a0, a1, a2, a3, a4, a5, a6, a7)
             for oj in range(inner1 if tiles else inner0, ow):
                 _depthwise_pixel(x, wb, y, b, x_q, w_q, out_row, top, oj, u0, u1, w, kw, sw, pl)
             _epilogue(y, out_row, out_row + ow * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
