@@ -11,10 +11,13 @@ whole chains and converts at their ends.
 How. :func:`block_graph` walks a session plan's graph (every tensor's shape
 is known then, from the plan's first run) and rewrites:
 
-* ``Conv`` / ``FusedConv`` that a blocked kernel computes (1x1 stride 1, or
-  depthwise; see ``minicnn.ops.blocked.blocked_conv_kind``) into
-  ``Conv_NCHW16c``; its input is converted if it is not blocked yet;
-* ``MaxPool`` whose input is already blocked into ``MaxPool_NCHW16c``;
+* ``Conv`` / ``FusedConv`` that a blocked kernel computes (1x1 without
+  padding, or depthwise; see ``minicnn.ops.blocked.blocked_conv_kind``)
+  into ``Conv_NCHW16c``; its input (and residual) is converted if it is not
+  blocked yet;
+* ``MaxPool`` whose input is already blocked into ``MaxPool_NCHW16c``, and
+  a ``Pad`` that only appends zero channels (BlazeFace's shortcuts) into
+  ``PadChannels_NCHW16c``;
 * elementwise ops whose data inputs are all blocked and of one shape
   (``Add``, ``Relu``, ``Sigmoid``, ...) stay what they are, run on the
   blocked arrays: an elementwise op does not care how its values are laid
@@ -136,9 +139,9 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
                               MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX
             rewritten += 1
-        elif node.inputs and node.inputs[0] in blocked and _channel_pad(node, graph, shapes) is not None:
+        elif node.inputs and node.inputs[0] in blocked and (extra := _channel_pad(node, graph, shapes)) is not None:
             out = node.outputs[0]
-            attrs = {"channels": int(shapes[node.inputs[0]][1]), "extra": _channel_pad(node, graph, shapes)}
+            attrs = {"channels": int(shapes[node.inputs[0]][1]), "extra": extra}
             nodes.append(Node(node.name, "PadChannels_NCHW16c", [blocked[node.inputs[0]]], [out + SUFFIX], attrs,
                               MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX

@@ -149,6 +149,10 @@ def test_kinds_that_stay_in_nchw():
 def test_blocked_ops_name_the_layout_they_expect():
     with pytest.raises(minicnn.InputError, match=r"NCHW16c tensor .* got \[1, 8, 4, 4\]"):
         Conv_NCHW16c_numba(np.zeros((1, 8, 4, 4), np.float32), np.zeros((8, 8, 1, 1), np.float32))
+    from minicnn.ops.blocked import FromNCHW16c_numba
+
+    with pytest.raises(minicnn.InputError, match=r"channels=40 does not fit \[1, 2, 3, 3, 16\]"):
+        FromNCHW16c_numba(np.zeros((1, 2, 3, 3, 16), np.float32), channels=40)
 
 
 # ---------------------------------------------------------------------------

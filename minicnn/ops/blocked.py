@@ -55,20 +55,22 @@ def ToNCHW16c_numba(X):
     return cpu_blocked.to_blocked_fast(X)
 
 
-@register("FromNCHW16c")
-def FromNCHW16c(X, *, channels):
-    """NCHW16c -> NCHW with ``channels`` channels (the padding dropped)."""
+def _check_from(X, channels) -> None:
     _check_blocked(X, "FromNCHW16c")
     if not 0 < channels <= X.shape[1] * BLOCK:
         raise InputError(f"FromNCHW16c: channels={channels} does not fit {list(X.shape)}")
+
+
+@register("FromNCHW16c")
+def FromNCHW16c(X, *, channels):
+    """NCHW16c -> NCHW with ``channels`` channels (the padding dropped)."""
+    _check_from(X, channels)
     return cpu_blocked.from_blocked(X, int(channels))
 
 
 @register("FromNCHW16c", backend="numba")
 def FromNCHW16c_numba(X, *, channels):
-    _check_blocked(X, "FromNCHW16c")
-    if not 0 < channels <= X.shape[1] * BLOCK:
-        raise InputError(f"FromNCHW16c: channels={channels} does not fit {list(X.shape)}")
+    _check_from(X, channels)
     return cpu_blocked.from_blocked_fast(X, int(channels))
 
 
