@@ -129,8 +129,9 @@ def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: floa
     kind = blocked_conv_kind(nchw, W.shape, **attrs)
     if kind is None:
         return None
+    g = conv_geometry(nchw, W.shape, **attrs)
     slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
-    out_shape = (n, cpu_blocked.blocks(c_out)) + tuple(conv_geometry(nchw, W.shape, **attrs).out_hw) + (BLOCK,)
+    out_shape = (n, cpu_blocked.blocks(c_out)) + tuple(g.out_hw) + (BLOCK,)
     lo, hi = clip_min, clip_max
 
     def check(residual):
@@ -140,7 +141,7 @@ def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: floa
 
     if kind == "pointwise":
         wb, b16, s16 = cpu_blocked.blocked_pointwise_weights(W, B, slope_c)
-        sh, sw = conv_geometry(nchw, W.shape, **attrs).strides
+        sh, sw = g.strides
 
         def run(X, residual):
             check(residual)
@@ -148,7 +149,6 @@ def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: floa
                 X = np.ascontiguousarray(X[:, :, ::sh, ::sw])  # the only pixels a strided 1x1 layer reads
             return cpu_blocked.pointwise_conv_blocked(X, wb, b16, s16, activation, alpha, lo, hi, residual)
     else:
-        g = conv_geometry(nchw, W.shape, **attrs)
         wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
 
         def run(X, residual):
