@@ -4,9 +4,11 @@ Tolerances: the reorders and max pooling only move values, so they are
 compared bit for bit. The blocked convolutions sum in another order than
 the references (and use fused multiply-adds): their real channels are
 within 1e-5 of the output's range (at least 1) of minicnn's float64
-reference and of onnxruntime. Whole graphs: within 1e-5 of the output's
-range of the same session's NCHW plan and of onnxruntime. Padding channels
-are not compared (``minicnn.ops.blocked`` says what they hold).
+reference and of onnxruntime; the dense convolution's, with up to 900
+products per sum, within 1e-5 of the range before the activation. Whole
+graphs: within 1e-5 of the output's range of the same session's NCHW plan
+and of onnxruntime. Padding channels are not compared
+(``minicnn.ops.blocked`` says what they hold).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from minicnn.ops.pool import MaxPool
 from onnx_util import one_node_model, run_ort
 
 
-def _close(actual, expected, what=""):
-    scale = max(1.0, float(np.abs(expected).max()))
+def _close(actual, expected, what="", scale=None):
+    scale = max(1.0, float(np.abs(expected).max() if scale is None else scale))
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * scale, err_msg=what)
 
 
@@ -69,9 +71,10 @@ def test_blocked_depthwise_matches_the_reference(channels, height, width, kernel
     if residual is not None:
         expected = FusedConv(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                              slope.astype(np.float64), residual.astype(np.float64), **attrs)
-    one_by_one = channels == 1 and kernel == 1 and pads == (0, 0, 0, 0)  # a 1-channel 1x1 layer is both
+    # One channel is one group: a 1-channel layer is pointwise (unpadded 1x1) or dense.
+    one_by_one = kernel == 1 and pads == (0, 0, 0, 0)
     kind = blocked_conv_kind(x.shape, w.shape, group=channels, strides=[stride] * 2, pads=list(pads))
-    assert kind == ("pointwise" if one_by_one else "depthwise")
+    assert kind == ("depthwise" if channels > 1 else "pointwise" if one_by_one else "dense")
     res_b = None if residual is None else cpu_blocked.to_blocked(residual)
     xb = cpu_blocked.to_blocked(x)
     for op in (Conv_NCHW16c, Conv_NCHW16c_numba):
@@ -95,6 +98,43 @@ def test_blocked_pointwise_op_with_strides_matches_the_reference(channels, c_out
     for op in (Conv_NCHW16c, Conv_NCHW16c_numba):
         _close(cpu_blocked.from_blocked(op(cpu_blocked.to_blocked(x), w, b, slope, **attrs), c_out), expected,
                op.__name__)
+
+
+@given(channels=st.integers(1, 36), c_out=st.integers(1, 40), height=st.integers(1, 13), width=st.integers(1, 17),
+       kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(0, 2)] * 4),
+       activation=st.sampled_from(sorted(ACTIVATION_CODES)), with_residual=st.booleans(), nchw_input=st.booleans(),
+       seed=st.integers(0, 999))
+@settings(max_examples=80, deadline=None)
+def test_blocked_dense_conv_matches_the_reference(channels, c_out, height, width, kernel, stride, dilation, pads,
+                                                  activation, with_residual, nchw_input, seed):
+    top, left, bottom, right = pads
+    span = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    if height + top + bottom < span[0] or width + left + right < span[1]:
+        return  # no output pixel
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, channels, height, width)).astype(np.float32)
+    w = rng.standard_normal((c_out, channels) + kernel).astype(np.float32)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    slope = rng.standard_normal((c_out, 1, 1)).astype(np.float32)
+    attrs = dict(strides=list(stride), dilations=list(dilation), pads=list(pads), activation=activation, alpha=0.1,
+                 clip_min=-0.5, clip_max=0.7)
+    f64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    out_shape = FusedConv(f64(x), f64(w), f64(b), f64(slope), **attrs).shape
+    residual = rng.standard_normal(out_shape).astype(np.float32) if with_residual else None
+    expected = FusedConv(f64(x), f64(w), f64(b), f64(slope), f64(residual), **attrs)
+    # Up to 36 x 25 products per sum: round-off scales with the sum before Clip or Sigmoid squeezes it.
+    before = FusedConv(f64(x), f64(w), f64(b), None, f64(residual), **dict(attrs, activation=""))
+    if (kernel, pads) != ((1, 1), (0, 0, 0, 0)):
+        assert blocked_conv_kind(x.shape, w.shape, strides=list(stride), dilations=list(dilation),
+                                 pads=list(pads)) == "dense"
+    res_b = None if residual is None else cpu_blocked.to_blocked(residual)
+    xin = x if nchw_input else cpu_blocked.to_blocked(x)
+    for op in (Conv_NCHW16c, Conv_NCHW16c_numba):
+        if nchw_input and (kernel, pads) == ((1, 1), (0, 0, 0, 0)):
+            continue  # pointwise: reads NCHW16c only
+        y = cpu_blocked.from_blocked(op(xin, w, b, slope, res_b, **attrs), c_out)
+        _close(y, expected, op.__name__, scale=np.abs(before).max())
 
 
 @given(channels=st.integers(1, 40), height=st.integers(1, 12), width=st.integers(1, 12), kernel=st.integers(1, 4),
@@ -127,6 +167,10 @@ def test_channel_padding_keeps_the_layout(channels, extra):
     ("depthwise", dict(group=24, strides=[2, 2], pads=[1, 1, 1, 1]), (24, 1, 3, 3)),
     ("depthwise", dict(group=40, pads=[2, 2, 2, 2]), (40, 1, 5, 5)),
     ("pointwise", dict(strides=[2, 2]), (20, 36, 1, 1)),
+    ("dense", dict(strides=[2, 2], pads=[1, 1, 1, 1]), (16, 3, 3, 3)),   # a stem: reads NCHW
+    ("dense", dict(strides=[2, 2], pads=[1, 1, 2, 2]), (24, 3, 5, 5)),   # BlazeFace's stem
+    ("dense", dict(pads=[1, 1, 1, 1]), (64, 48, 3, 3)),                 # reads NCHW16c
+    ("dense", dict(strides=[2, 1], dilations=[1, 2], pads=[0, 2, 1, 0]), (20, 20, 3, 2)),
 ])
 def test_blocked_convolutions_match_onnxruntime(op, attrs, w_shape):
     rng = np.random.default_rng(3)
@@ -135,20 +179,29 @@ def test_blocked_convolutions_match_onnxruntime(op, attrs, w_shape):
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
     (expected,) = run_ort(one_node_model("Conv", [x, w, b], attrs), [x, w, b])
     assert blocked_conv_kind(x.shape, w.shape, **attrs) == op
-    y = cpu_blocked.from_blocked(Conv_NCHW16c_numba(cpu_blocked.to_blocked(x), w, b, **attrs), w_shape[0])
-    _close(y, expected)
+    inputs = [cpu_blocked.to_blocked(x)] + ([x] if op == "dense" else [])
+    for xin in inputs:
+        y = cpu_blocked.from_blocked(Conv_NCHW16c_numba(xin, w, b, **attrs), w_shape[0])
+        _close(y, expected)
 
 
-def test_kinds_that_stay_in_nchw():
-    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 3, 3)) is None  # dense 3x3
-    assert blocked_conv_kind((1, 8, 9, 9), (8, 1, 3, 3), group=8, dilations=[2, 2]) is None  # dilated
-    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 1, 1), pads=[1, 1, 1, 1]) is None  # padded 1x1
+def test_conv_kinds():
+    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 3, 3)) == "dense"
+    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 1, 1), pads=[1, 1, 1, 1]) == "dense"  # padded 1x1
+    assert blocked_conv_kind((1, 8, 9, 9), (16, 8, 1, 1), strides=[2, 2]) == "pointwise"
+    assert blocked_conv_kind((1, 8, 9, 9), (8, 1, 3, 3), group=8) == "depthwise"
+    assert blocked_conv_kind((1, 8, 9, 9), (8, 1, 3, 3), group=8, dilations=[2, 2]) is None  # dilated depthwise
+    assert blocked_conv_kind((1, 8, 9, 9), (8, 2, 3, 3), group=4) is None  # groups of 2 channels
     assert blocked_conv_kind((1, 8, 9), (16, 8, 1)) is None  # 1-D
 
 
 def test_blocked_ops_name_the_layout_they_expect():
-    with pytest.raises(minicnn.InputError, match=r"NCHW16c tensor .* got \[1, 8, 4, 4\]"):
+    with pytest.raises(minicnn.InputError, match=r"NCHW16c tensor .* got \[1, 8, 4\]"):
+        Conv_NCHW16c_numba(np.zeros((1, 8, 4), np.float32), np.zeros((8, 8, 1, 1), np.float32))
+    with pytest.raises(minicnn.InputError, match=r"an NCHW input \[1, 8, 4, 4\] is read only by a dense"):
         Conv_NCHW16c_numba(np.zeros((1, 8, 4, 4), np.float32), np.zeros((8, 8, 1, 1), np.float32))
+    with pytest.raises(minicnn.InputError, match=r"read 40 channels, the input has 2 blocks"):
+        Conv_NCHW16c(np.zeros((1, 2, 4, 4, 16), np.float32), np.zeros((8, 40, 3, 3), np.float32))
     from minicnn.ops.blocked import FromNCHW16c_numba
 
     with pytest.raises(minicnn.InputError, match=r"channels=40 does not fit \[1, 2, 3, 3, 16\]"):
@@ -165,9 +218,10 @@ def _init(name, array):
 def _chain_model(seed=0) -> onnx.ModelProto:
     """Every rule of the pass in one graph.
 
-    x(3ch) -> Conv 3x3 (stays NCHW) -> Relu -> depthwise -> 1x1 (24) -> Add(residual: Pad of a 1x1 (20))
-    (the optimiser fuses that Add into the 1x1) -> MaxPool -> m; Add(Sigmoid(m), m) -> strided 1x1 ->
-    outputs: that tensor, and its Softmax (NCHW again).
+    x(3ch) -> Conv 3x3 (dense, reads the NCHW image) -> Relu -> depthwise -> 1x1 (24) -> Add(residual: Pad of
+    a 1x1 (20)) (the optimiser fuses that Add into the 1x1) -> MaxPool -> m; h = Add(Sigmoid(m), m) -> strided
+    1x1 -> outputs: that tensor, and its Softmax (NCHW again); a dilated 3x3 of h (32: blocked) and a 3x3 of h
+    with 2 output channels (stays NCHW) are outputs too.
     """
     rng = np.random.default_rng(seed)
     w = lambda *s: _init(f"w{len(inits)}", rng.standard_normal(s) * 0.3)  # noqa: E731
@@ -177,6 +231,8 @@ def _chain_model(seed=0) -> onnx.ModelProto:
     inits.append(w(24, 16, 1, 1)); pw = inits[-1].name           # noqa: E702
     inits.append(w(20, 16, 1, 1)); side = inits[-1].name         # noqa: E702
     inits.append(w(40, 24, 1, 1)); last = inits[-1].name         # noqa: E702
+    inits.append(w(32, 24, 3, 3)); wide = inits[-1].name         # noqa: E702
+    inits.append(w(2, 24, 3, 3)); narrow = inits[-1].name        # noqa: E702
     inits.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 4, 0, 0], np.int64), "pads"))
     nodes = [
         helper.make_node("Conv", ["in0", stem], ["s"], pads=[1, 1, 1, 1]),
@@ -191,9 +247,11 @@ def _chain_model(seed=0) -> onnx.ModelProto:
         helper.make_node("Add", ["g", "m"], ["h"]),
         helper.make_node("Conv", ["h", last], ["y"], strides=[2, 2]),
         helper.make_node("Softmax", ["y"], ["z"], axis=1),
+        helper.make_node("Conv", ["h", wide], ["k"], pads=[2, 1, 2, 0], dilations=[2, 1]),
+        helper.make_node("Conv", ["h", narrow], ["e"], pads=[1, 1, 1, 1]),
     ]
     graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, [1, 3, 22, 26])],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "z")],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "yzke"],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8  # what the installed onnxruntime reads
@@ -207,10 +265,12 @@ def test_the_pass_blocks_the_chain_and_converts_at_its_ends():
     sess.run(None, {"in0": x})
     blocked = next(iter(sess._plans.values())).blocked
     ops = [s.node.op_type for s in blocked.steps]
-    assert ops == ["FusedConv", "ToNCHW16c", "Conv_NCHW16c", "Conv_NCHW16c", "PadChannels_NCHW16c", "Conv_NCHW16c",
-                   "MaxPool_NCHW16c", "Sigmoid", "Add", "Conv_NCHW16c", "FromNCHW16c", "Softmax"], ops
+    assert ops == ["Conv_NCHW16c", "Conv_NCHW16c", "Conv_NCHW16c", "PadChannels_NCHW16c", "Conv_NCHW16c",
+                   "MaxPool_NCHW16c", "Sigmoid", "Add", "Conv_NCHW16c", "FromNCHW16c", "Softmax", "Conv_NCHW16c",
+                   "FromNCHW16c", "Conv", "FromNCHW16c"], ops
+    assert blocked.steps[0].node.inputs[0] == "in0"  # the stem reads the 3-channel image in NCHW: no ToNCHW16c
     outputs = {n for s in blocked.steps for n in s.node.outputs}
-    assert {"y", "z"} <= outputs and "g" + SUFFIX in outputs and "g" not in outputs
+    assert set("yzke") <= outputs and "g" + SUFFIX in outputs and "g" not in outputs
 
 
 def test_blocked_runs_match_the_nchw_plan_and_onnxruntime():
@@ -236,7 +296,7 @@ def test_intermediates_and_steps_stay_in_nchw():
     _, tensors = sess.run(None, {"in0": x}, intermediates=True)
     assert not any(name.endswith(SUFFIX) for name in tensors)
     assert tensors["g"].shape == (1, 24, 11, 13)
-    assert [s.node.op_type for s in sess.steps({"in0": x})][-1] == "Softmax"
+    assert [s.node.op_type for s in sess.steps({"in0": x})][-3:] == ["Softmax", "Conv", "Conv"]
 
 
 def test_nothing_to_block_gives_no_blocked_plan():
@@ -262,18 +322,21 @@ def test_threads_split_the_kernels_without_changing_a_bit(channels, monkeypatch)
     x = rng.standard_normal((1, channels, 30, 35)).astype(np.float32)
     w_dw = rng.standard_normal((channels, 1, 3, 3)).astype(np.float32)
     w_pw = rng.standard_normal((24, channels, 1, 1)).astype(np.float32)
+    w_dense = rng.standard_normal((40, channels, 3, 3)).astype(np.float32)
     xb = cpu_blocked.to_blocked_fast(x)
 
     def everything():
         return [cpu_blocked.to_blocked_fast(x), cpu_blocked.from_blocked_fast(xb, channels),
                 Conv_NCHW16c_numba(xb, w_dw, group=channels, pads=[1, 1, 1, 1], activation="Relu"),
                 Conv_NCHW16c_numba(xb, w_pw),
+                Conv_NCHW16c_numba(xb, w_dense, pads=[1, 1, 1, 1]), Conv_NCHW16c_numba(x, w_dense, strides=[2, 2]),
                 MaxPool_NCHW16c_numba(xb, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])]
 
     with threads.limit(1):
         one = everything()
     with threads.limit(2):
         assert len(cpu_blocked._plane_chunks(1, 96, True)) == 4
+        assert len(cpu_blocked._pixel_and_block_chunks(64, 3, True)) == 4  # 2 pixel ranges x 2 groups of blocks
         two = everything()
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)

@@ -37,6 +37,13 @@ bias, residual and activation are applied to the vectors before the one
 store. First measurements (``benchmarks/bench_blocked.py``, 1 thread) are
 in ``benchmarks/RESULTS.md``.
 
+:func:`dense_nchw16c` is the same tile for any kernel, stride and
+dilation: each of the 8 output pixels keeps its own input offset, and the
+taps, one loop over a table of offsets, add to all eight. It reads NCHW16c,
+or NCHW directly when a stem's 3-channel image is its input (padding 3
+channels to 16 would multiply the work by 5); the input is zero-padded once
+beforehand, so no tap is ever tested for the image's edge.
+
 :func:`depthwise_nchw16c` keeps one output pixel's 16 channels per vector
 and adds one tap per fused multiply-add, 8 pixels of a row at a time;
 :func:`maxpool_nchw16c` takes lane-wise maxima the same way;
@@ -59,6 +66,15 @@ Versions (each measured in one process against the one before, 1 thread):
    tiles) all took 2.2-2.5 ms on 16x320x320 against 0.2-0.45 ms for a plain
    copy: scalar strided stores. A vector transpose would need shuffles
    ``simd`` does not have yet; the layout pass converts rarely instead.
+4. ``dense_nchw16c`` (session 11): first with three nested tap loops
+   (block, kernel row, kernel column) and each pixel's offset found by a
+   division: YuNet's stem (3 -> 16, 3x3, stride 2, 640x640) took 2.3-3.9
+   ms in the kernel. Stepping the offsets along the row instead of
+   dividing, and one loop over a precomputed tap table: 1.05-1.6 ms (the
+   NCHW kernel: 2.7-3.4 ms, plus 1.3-2.0 ms to reorder its output). On
+   NCHW16c input (32-256 channels, 3x3) 75-100 GFLOP/s, 1.2-6x the NCHW
+   kernel; with few output channels the padded lanes cost more than the
+   layout gains (see ``minicnn.layout.MIN_LANES_USED``).
 """
 
 from __future__ import annotations
@@ -491,6 +507,200 @@ def depthwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, s
                                                          strides[0], strides[1], pads[0], pads[1], code, alpha, lo,
                                                          hi, res, has_res, q0, q1, r0, r1),
                 _plane_chunks(n * cb, oh, y.size * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# Dense convolution (any kernel, stride and dilation; one group), from NCHW or NCHW16c input
+# ---------------------------------------------------------------------------
+def blocked_dense_weights(w: np.ndarray, bias: np.ndarray | None, slope: np.ndarray | None, in_lanes: int):
+    """Dense weights (M, C, KH, KW) in :func:`dense_nchw16c`'s layout; bias and slope padded to ``16 * MB``.
+
+    ``in_lanes`` is how many input channels a block of the *input* holds:
+    16 for an NCHW16c input, 1 for an NCHW one (each channel its own
+    "block"). Returns ``(wb, bias16, slope16)`` with ``wb`` of shape
+    ``(MB, CB, KH, KW, in_lanes, 16)``: ``wb[ob, cb, u, v, k, j]`` is tap
+    (u, v) of input channel ``in_lanes * cb + k`` in output channel
+    ``16 * ob + j``; padding channels, in and out, have zero weights.
+    """
+    m, c, kh, kw = w.shape
+    mb, cb = blocks(m), -(-c // in_lanes)
+    full = np.zeros((mb * BLOCK, cb * in_lanes, kh, kw), dtype=np.float32)
+    full[:m, :c] = w
+    wb = full.reshape(mb, BLOCK, cb, in_lanes, kh, kw).transpose(0, 2, 4, 5, 3, 1)
+
+    def padded(v):
+        out = np.zeros(mb * BLOCK, dtype=np.float32)
+        if v is not None:
+            out[:m] = v
+        return out
+
+    return np.ascontiguousarray(wb), padded(bias), padded(slope)
+
+
+@njit(inline="always")
+def _next_offset(oi, oj, ow, sh, sw, wp, in_lanes):
+    """Input offset of output pixel (oi, oj)'s first tap in the padded plane, and the pixel after it (row-major)."""
+    e = (oi * sh * wp + oj * sw) * in_lanes
+    return (e, oi, oj + 1) if oj + 1 < ow else (e, oi + 1, 0)
+
+
+@njit(inline="always")
+def _fma_tile(x, wv, i, e0, e1, e2, e3, e4, e5, e6, e7, a0, a1, a2, a3, a4, a5, a6, a7):
+    """The 8 accumulators after one input channel: ``a_t += x[e_t + i] * wv`` for each pixel t of the tile."""
+    return (fma(broadcast(x, e0 + i), wv, a0), fma(broadcast(x, e1 + i), wv, a1),
+            fma(broadcast(x, e2 + i), wv, a2), fma(broadcast(x, e3 + i), wv, a3),
+            fma(broadcast(x, e4 + i), wv, a4), fma(broadcast(x, e5 + i), wv, a5),
+            fma(broadcast(x, e6 + i), wv, a6), fma(broadcast(x, e7 + i), wv, a7))
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, code, alpha, lo, hi, residual,
+                  has_residual, ob0, ob1, p0, p1):
+    """Dense convolution of one zero-padded image, output blocks ``ob0:ob1``, output pixels ``p0:p1``, fused epilogue.
+
+    ``x`` is the padded input ``(CB, HP, WP, in_lanes)`` flattened: NCHW16c
+    (``in_lanes`` 16) or NCHW (``in_lanes`` 1: a stem's 3-channel image,
+    read without a layout change); ``WP`` is its padded width. ``taps``
+    holds, in weight order, the offset of each (input block, kernel row,
+    kernel column) from a pixel's first tap (:func:`dense_taps`). ``wb``
+    comes from :func:`blocked_dense_weights` flattened; ``y`` and
+    ``residual`` are the ``(MB, OH, OW, 16)`` output flattened; ``p0:p1``
+    count output pixels row-major.
+
+    The register tile of :func:`pointwise_nchw16c`: 8 output pixels, 8
+    accumulators of 16 output channels; per input channel and tap, one
+    weight vector times each pixel's input value broadcast to all lanes.
+    The 8 pixels are consecutive in the output, possibly across a row end,
+    so each keeps its own input offset (``e0..e7``) and a tap is one offset
+    added to all eight: the input was padded beforehand, so no tap needs a
+    bounds test. Weights are read in storage order, one vector after the
+    next.
+    """
+    pixels = oh * ow
+    n = p1 - p0
+    # Tiles of 8 from p0; the last one shifted back to end at p1 (recomputing a few pixels, the same values).
+    tiles = -(-n // PIXELS) if n >= PIXELS else 0
+    for ob in range(ob0, ob1):
+        b = load(bias, ob * BLOCK)
+        s = load(slope, ob * BLOCK)
+        w_ob = ob * taps.size * in_lanes * BLOCK
+        out = ob * pixels * BLOCK
+        for t in range(tiles):
+            p = min(p0 + t * PIXELS, p1 - PIXELS)
+            oi, oj = p // ow, p % ow  # one division per tile: the offsets below step along the rows
+            e0, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e1, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e2, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e3, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e4, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e5, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e6, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            e7, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
+            a0 = b
+            a1 = b
+            a2 = b
+            a3 = b
+            a4 = b
+            a5 = b
+            a6 = b
+            a7 = b
+            wi = w_ob
+            # One loop over the taps, not three nested ones (blocks, rows, columns): with NCHW input a tap is a
+            # single input channel, and the nested version spent half of YuNet's stem on loop overhead.
+            if in_lanes == 1:
+                for tp in range(taps.size):
+                    a0, a1, a2, a3, a4, a5, a6, a7 = _fma_tile(x, load(wb, wi), taps[tp], e0, e1, e2, e3, e4, e5, e6, e7,
+                                                               a0, a1, a2, a3, a4, a5, a6, a7)
+                    wi += BLOCK
+            else:  # the 16 channels of a tap's block: a loop LLVM can unroll, its trip count known
+                for tp in range(taps.size):
+                    for k in range(BLOCK):
+                        a0, a1, a2, a3, a4, a5, a6, a7 = _fma_tile(x, load(wb, wi), taps[tp] + k, e0, e1, e2, e3, e4, e5,
+                                                                   e6, e7, a0, a1, a2, a3, a4, a5, a6, a7)
+                        wi += BLOCK
+            o = out + p * BLOCK
+            store_tile(y, o, a0, a1, a2, a3, a4, a5, a6, a7)
+            _epilogue(y, o, o + PIXELS * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
+        for p in range(p0 if tiles == 0 else p1, p1):  # fewer than 8 pixels in all: one at a time
+            e = ((p // ow) * sh * wp + (p % ow) * sw) * in_lanes
+            a = b
+            wi = w_ob
+            for tap in taps:
+                for k in range(in_lanes):
+                    a = fma(broadcast(x, e + tap + k), load(wb, wi), a)
+                    wi += BLOCK
+            o = out + p * BLOCK
+            store(y, o, a)
+            _epilogue(y, o, o + BLOCK, residual, has_residual, code, alpha, s, lo, hi)
+
+
+def dense_taps(in_blocks: int, kernel: tuple[int, int], dilations: tuple[int, int], padded_hw: tuple[int, int],
+               in_lanes: int) -> np.ndarray:
+    """Offsets of the taps of :func:`dense_nchw16c` from a pixel's first one, in the weights' (block, row, column) order."""
+    hp, wp = padded_hw
+    cb = np.arange(in_blocks)[:, None, None] * (hp * wp * in_lanes)
+    u = np.arange(kernel[0])[None, :, None] * (dilations[0] * wp * in_lanes)
+    v = np.arange(kernel[1])[None, None, :] * (dilations[1] * in_lanes)
+    return (cb + u + v).reshape(-1).astype(np.int64)
+
+
+def _pad_input(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+    """``x`` (NCHW or NCHW16c) with zero rows and columns around each plane: pads (top, left, bottom, right)."""
+    pt, pl, pb, pr = pads
+    if not any(pads):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    shape = list(x.shape)
+    shape[2] += pt + pb
+    shape[3] += pl + pr
+    xp = np.zeros(shape, dtype=np.float32)
+    xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x
+    return xp
+
+
+def _pixel_and_block_chunks(pixels: int, out_blocks: int, parallel: bool) -> list[tuple[int, int, int, int]]:
+    """Work split as ``(ob0, ob1, p0, p1)``: pixel ranges, and output blocks too when the pixels are few."""
+    ranges = _pixel_ranges(pixels, parallel)
+    pieces = 2 * threads.num_threads() if parallel else 1
+    groups = max(1, min(out_blocks, -(-pieces // len(ranges))))
+    cuts = [out_blocks * k // groups for k in range(groups + 1)]
+    return [(a, b, p0, p1) for a, b in zip(cuts, cuts[1:]) if b > a for p0, p1 in ranges]
+
+
+def dense_conv_blocked(x: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None,
+                       strides: tuple[int, int], pads: tuple[int, int, int, int], dilations: tuple[int, int],
+                       out_hw: tuple[int, int], activation: str = "", alpha: float = 0.01, lo: float = -np.inf,
+                       hi: float = np.inf, residual: np.ndarray | None = None) -> np.ndarray:
+    """``activation(conv(x) + bias + residual)``, one group, output in NCHW16c ``(N, MB, OH, OW, 16)``.
+
+    ``x`` is NCHW ``(N, C, H, W)`` or NCHW16c ``(N, CB, H, W, 16)``, and
+    ``wb, bias16, slope16`` come from :func:`blocked_dense_weights` with
+    ``in_lanes`` 1 or 16 to match; pads (top, left, bottom, right). The
+    input is zero-padded once into a new array, then every output pixel's
+    taps lie inside it. Large layers are split between minicnn's threads
+    by pixel ranges (and output blocks, when the image is small).
+    """
+    in_lanes = BLOCK if x.ndim == 5 else 1
+    mb, in_blocks, kh, kw = wb.shape[:4]
+    if wb.shape[4] != in_lanes or x.shape[1] != in_blocks:
+        raise ValueError(f"dense_conv_blocked: weights {list(wb.shape)} do not fit the input {list(x.shape)}")
+    n = x.shape[0]
+    oh, ow = out_hw
+    xp = _pad_input(x, pads)
+    taps = dense_taps(in_blocks, (kh, kw), dilations, xp.shape[2:4], in_lanes)
+    y = np.empty((n, mb, oh, ow, BLOCK), dtype=np.float32)
+    slope16 = bias16 if slope16 is None else slope16
+    has_res = residual is not None
+    w_f = wb.reshape(-1)
+    code, alpha, lo, hi = ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
+    pixels, wp = oh * ow, xp.shape[3]
+    chunks = _pixel_and_block_chunks(pixels, mb, pixels * wb.size >= MIN_PARALLEL_MACS)
+    for i in range(n):
+        x_i, y_i = xp[i].reshape(-1), y[i].reshape(-1)
+        res = residual[i].reshape(-1) if has_res else y_i  # never read without a residual
+        _run_chunks(lambda ob0, ob1, p0, p1, x_i=x_i, y_i=y_i, res=res: dense_nchw16c(
+            x_i, w_f, bias16, slope16, y_i, taps, in_lanes, wp, oh, ow, strides[0], strides[1], code, alpha, lo, hi,
+            res, has_res, ob0, ob1, p0, p1), chunks)
     return y
 
 

@@ -75,63 +75,85 @@ def FromNCHW16c_numba(X, *, channels):
 
 
 # ---------------------------------------------------------------------------
-# Convolution: 1x1 (pointwise) and depthwise, bias, residual and activation fused
+# Convolution: 1x1 (pointwise), depthwise and dense, bias, residual and activation fused
 # ---------------------------------------------------------------------------
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
 
 def blocked_conv_kind(x_shape, w_shape, **conv_attrs) -> str | None:
-    """Which NCHW16c kernel computes this 2-D convolution: "pointwise", "depthwise", or None (neither).
+    """Which NCHW16c kernel computes this 2-D convolution: "pointwise", "depthwise", "dense", or None (none).
 
     Pointwise: 1x1, no padding, one group (a stride > 1 first takes every
-    stride-th pixel: a strided 1x1 convolution reads nothing else). Depthwise:
-    one group per channel, one filter per group, dilation 1, any kernel,
-    stride and padding.
+    stride-th pixel: a strided 1x1 convolution reads nothing else).
+    Depthwise: one group per channel, one filter per group, dilation 1, any
+    kernel, stride and padding. Dense: any other one-group convolution.
+    Grouped convolutions between the two (several channels per group) have
+    no blocked kernel.
     """
     if len(x_shape) != 4 or len(w_shape) != 4:
         return None
     g = conv_geometry(x_shape, w_shape, **conv_attrs)
-    if g.dilations != (1, 1):
-        return None
-    if g.group == 1 and g.kernel == (1, 1) and g.pads == (0, 0, 0, 0):
-        return "pointwise"
-    if g.group == x_shape[1] == w_shape[0] and w_shape[1] == 1:
+    if g.group == 1:
+        return "pointwise" if g.kernel == (1, 1) and g.pads == (0, 0, 0, 0) else "dense"
+    if g.group == x_shape[1] == w_shape[0] and w_shape[1] == 1 and g.dilations == (1, 1):
         return "depthwise"
     return None
+
+
+def _conv_input(X, W, attrs: dict, op: str) -> tuple:
+    """The NCHW shape a Conv_NCHW16c input stands for; an NCHW input itself is allowed for dense convolutions."""
+    if isinstance(X, np.ndarray) and X.ndim == 4 and X.dtype == np.float32:
+        if blocked_conv_kind(X.shape, W.shape, **attrs) != "dense":
+            raise InputError(f"{op}: an NCHW input {list(X.shape)} is read only by a dense convolution (one "
+                             f"group, not an unpadded 1x1); weights {list(W.shape)}, group={attrs.get('group')}")
+        return X.shape
+    _check_blocked(X, op)
+    n, cb, h, w, _ = X.shape
+    c_in = W.shape[1] * int(attrs.get("group") or 1)
+    if cpu_blocked.blocks(c_in) != cb:
+        raise InputError(f"{op}: weights {list(W.shape)} read {c_in} channels, the input has {cb} blocks of 16")
+    return (n, c_in, h, w)
 
 
 @register("Conv_NCHW16c")
 def Conv_NCHW16c(X, W, B=None, slope=None, residual=None, *, auto_pad="NOTSET", dilations=None, group=1,
                  kernel_shape=None, pads=None, strides=None, activation="", alpha=0.01, clip_min=-np.inf,
                  clip_max=np.inf):
-    """``FusedConv`` on NCHW16c input, residual and output (the reference: unblock, FusedConv, reblock)."""
-    _check_blocked(X, "Conv_NCHW16c")
-    c_in, c_out = W.shape[1] * int(group), W.shape[0]
-    x = cpu_blocked.from_blocked(X, c_in)
+    """``FusedConv`` with NCHW16c output and residual (the reference: unblock, FusedConv, reblock).
+
+    The input is NCHW16c, or, for a dense convolution, NCHW (a stem reading
+    the 3-channel image).
+    """
+    attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    nchw = _conv_input(X, W, attrs, "Conv_NCHW16c")
+    c_out = W.shape[0]
+    x = X if X.ndim == 4 else cpu_blocked.from_blocked(X, nchw[1])
     res = None
     if residual is not None:
         _check_blocked(residual, "Conv_NCHW16c (residual)")
         res = cpu_blocked.from_blocked(residual, c_out)
-    y = FusedConv(x, W, B, slope, res, auto_pad=auto_pad, dilations=dilations, group=group,
-                  kernel_shape=kernel_shape, pads=pads, strides=strides, activation=activation, alpha=alpha,
-                  clip_min=clip_min, clip_max=clip_max)
+    y = FusedConv(x, W, B, slope, res, **attrs, activation=activation, alpha=alpha, clip_min=clip_min,
+                  clip_max=clip_max)
     return cpu_blocked.to_blocked(y)
 
 
 def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: float, clip_min: float,
                  clip_max: float):
-    """``run(X, residual)`` for NCHW16c inputs of shape ``x_shape`` with these weights, or None (no kernel applies)."""
-    n, cb, h, w, _ = x_shape
-    c_in, c_out = W.shape[1] * int(attrs.get("group") or 1), W.shape[0]
-    if W.dtype != np.float32 or cpu_blocked.blocks(c_in) != cb:
+    """``run(X, residual)`` for inputs of shape ``x_shape`` (NCHW16c, or NCHW for dense) with these weights.
+
+    None if no kernel applies (the caller runs the reference).
+    """
+    if W.dtype != np.float32:
         return None
-    nchw = (n, c_in, h, w)
+    nchw = x_shape if len(x_shape) == 4 else (x_shape[0], W.shape[1] * int(attrs.get("group") or 1)) + x_shape[2:4]
     kind = blocked_conv_kind(nchw, W.shape, **attrs)
-    if kind is None:
+    if kind is None or (len(x_shape) == 4 and kind != "dense"):
         return None
     g = conv_geometry(nchw, W.shape, **attrs)
+    c_out = W.shape[0]
     slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
-    out_shape = (n, cpu_blocked.blocks(c_out)) + tuple(g.out_hw) + (BLOCK,)
+    out_shape = (nchw[0], cpu_blocked.blocks(c_out)) + tuple(g.out_hw) + (BLOCK,)
     lo, hi = clip_min, clip_max
 
     def check(residual):
@@ -148,13 +170,20 @@ def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: floa
             if (sh, sw) != (1, 1):
                 X = np.ascontiguousarray(X[:, :, ::sh, ::sw])  # the only pixels a strided 1x1 layer reads
             return cpu_blocked.pointwise_conv_blocked(X, wb, b16, s16, activation, alpha, lo, hi, residual)
-    else:
+    elif kind == "depthwise":
         wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
 
         def run(X, residual):
             check(residual)
             return cpu_blocked.depthwise_conv_blocked(X, wb, b16, s16, g.strides, g.pads, g.out_hw, activation,
                                                       alpha, lo, hi, residual)
+    else:
+        wb, b16, s16 = cpu_blocked.blocked_dense_weights(W, B, slope_c, 1 if len(x_shape) == 4 else BLOCK)
+
+        def run(X, residual):
+            check(residual)
+            return cpu_blocked.dense_conv_blocked(X, wb, b16, s16, g.strides, g.pads, g.dilations, g.out_hw,
+                                                  activation, alpha, lo, hi, residual)
     return run
 
 
@@ -163,9 +192,9 @@ def Conv_NCHW16c_numba(X, W, B=None, slope=None, residual=None, *, auto_pad="NOT
                        kernel_shape=None, pads=None, strides=None, activation="", alpha=0.01, clip_min=-np.inf,
                        clip_max=np.inf):
     """``Conv_NCHW16c`` by the NCHW16c kernels (``cpu_blocked``); shapes they do not cover run the reference."""
-    _check_blocked(X, "Conv_NCHW16c")
     attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
                  strides=strides)
+    _conv_input(X, W, attrs, "Conv_NCHW16c")
     run = _conv_runner(X.shape, W, B, slope, attrs, activation, alpha, clip_min, clip_max)
     if run is None:
         return Conv_NCHW16c(X, W, B, slope, residual, **attrs, activation=activation, alpha=alpha,
