@@ -18,9 +18,10 @@ is known then, from the plan's first run) and rewrites:
   16 channels as it is (a stem reading the image). A dense convolution whose
   output channels would fill less than :data:`MIN_LANES_USED` of their
   blocks' lanes (a detector head with 2 outputs) stays in NCHW;
-* ``MaxPool`` whose input is already blocked into ``MaxPool_NCHW16c``, and
-  a ``Pad`` that only appends zero channels (BlazeFace's shortcuts) into
-  ``PadChannels_NCHW16c``;
+* ``MaxPool`` whose input is already blocked into ``MaxPool_NCHW16c``, a
+  ``Resize`` or ``Upsample`` of H and W with constant scales or sizes (the
+  detectors' upsampling) into ``Resize_NCHW16c``, and a ``Pad`` that only
+  appends zero channels (BlazeFace's shortcuts) into ``PadChannels_NCHW16c``;
 * elementwise ops whose data inputs are all blocked and of one shape
   (``Add``, ``Relu``, ``Sigmoid``, ...) stay what they are, run on the
   blocked arrays: an elementwise op does not care how its values are laid
@@ -45,6 +46,7 @@ from .errors import MiniCNNError
 from .graph import MINICNN_DOMAIN, Graph, Node
 from .kernels.cpu_blocked import BLOCK, blocks
 from .ops.blocked import CONV_ATTRS, blocked_conv_kind
+from .ops.resize import resolve_node
 from .ops.shape import _pad_geometry
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,22 @@ def _channel_pad(node: Node, graph: Graph, shapes: dict) -> int | None:
     return widths[1][1] if widths[1][0] == 0 and widths[1][1] > 0 else None
 
 
+def _resize(node: Node, graph: Graph, shapes: dict) -> dict | None:
+    """``Resize_NCHW16c``'s attributes for a Resize/Upsample of H and W with constant scales or sizes, else None."""
+    if node.op_type not in ("Resize", "Upsample") or not node.inputs or node.inputs[0] not in shapes:
+        return None
+    extra = node.inputs[1:]
+    if any(n and n not in graph.initializers for n in extra):
+        return None
+    resolved = resolve_node(node.op_type, tuple(shapes[node.inputs[0]]),
+                            [graph.initializers[n] if n else None for n in extra], node.attrs, graph.opset)
+    if resolved is None:
+        return None
+    out_shape, scales, mode, coordinate_mode, nearest_mode = resolved
+    return {"out_hw": [int(v) for v in out_shape[2:]], "scales": [float(v) for v in scales[2:]], "mode": mode,
+            "coordinate_transformation_mode": coordinate_mode, "nearest_mode": nearest_mode}
+
+
 def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
     """``graph`` with its blockable chains in NCHW16c, or None if nothing was worth blocking.
 
@@ -155,6 +173,12 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
               and not any(node.outputs[1:])):
             out = node.outputs[0]
             nodes.append(Node(node.name, "MaxPool_NCHW16c", [blocked[data[0]]], [out + SUFFIX], dict(node.attrs),
+                              MINICNN_DOMAIN))
+            blocked[out] = out + SUFFIX
+            rewritten += 1
+        elif node.inputs and node.inputs[0] in blocked and (attrs := _resize(node, graph, shapes)) is not None:
+            out = node.outputs[0]
+            nodes.append(Node(node.name, "Resize_NCHW16c", [blocked[node.inputs[0]]], [out + SUFFIX], attrs,
                               MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX
             rewritten += 1

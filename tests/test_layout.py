@@ -25,7 +25,8 @@ from minicnn.kernels import cpu_blocked
 from minicnn.kernels.cpu_conv import ACTIVATION_CODES
 from minicnn.layout import SUFFIX, block_graph
 from minicnn.ops.blocked import (Conv_NCHW16c, Conv_NCHW16c_numba, MaxPool_NCHW16c, MaxPool_NCHW16c_numba,
-                                 PadChannels_NCHW16c, PadChannels_NCHW16c_numba, blocked_conv_kind)
+                                 PadChannels_NCHW16c, PadChannels_NCHW16c_numba, Resize_NCHW16c,
+                                 Resize_NCHW16c_numba, blocked_conv_kind)
 from minicnn.ops.conv import FusedConv
 from minicnn.ops.pool import MaxPool
 from onnx_util import one_node_model, run_ort
@@ -149,6 +150,25 @@ def test_blocked_maxpool_is_bitwise_the_reference(channels, height, width, kerne
     expected = MaxPool(x, **attrs)
     xb = cpu_blocked.to_blocked(x)
     for op in (MaxPool_NCHW16c, MaxPool_NCHW16c_numba):
+        np.testing.assert_array_equal(cpu_blocked.from_blocked(op(xb, **attrs), channels), expected, op.__name__)
+
+
+@given(channels=st.integers(1, 40), height=st.integers(1, 9), width=st.integers(1, 9), out_h=st.integers(1, 19),
+       out_w=st.integers(1, 19), mode=st.sampled_from(["nearest", "linear"]),
+       coordinate_mode=st.sampled_from(["asymmetric", "half_pixel", "align_corners"]),
+       nearest_mode=st.sampled_from(["floor", "round_prefer_floor", "round_prefer_ceil"]), seed=st.integers(0, 99))
+@settings(max_examples=60, deadline=None)
+def test_blocked_resize_is_bitwise_the_reference(channels, height, width, out_h, out_w, mode, coordinate_mode,
+                                                 nearest_mode, seed):
+    x = np.random.default_rng(seed).standard_normal((2, channels, height, width)).astype(np.float32)
+    attrs = dict(out_hw=[out_h, out_w], scales=[out_h / height, out_w / width], mode=mode,
+                 coordinate_transformation_mode=coordinate_mode, nearest_mode=nearest_mode)
+    from minicnn.ops.resize import resize
+
+    expected = resize(x, [2, channels, out_h, out_w], [np.float32(1), np.float32(1)] + [np.float32(v) for v in
+                      attrs["scales"]], mode, coordinate_mode, nearest_mode)
+    xb = cpu_blocked.to_blocked(x)
+    for op in (Resize_NCHW16c, Resize_NCHW16c_numba):
         np.testing.assert_array_equal(cpu_blocked.from_blocked(op(xb, **attrs), channels), expected, op.__name__)
 
 
@@ -286,6 +306,39 @@ def test_blocked_runs_match_the_nchw_plan_and_onnxruntime():
             _close(a, e)
     assert next(iter(blocked._plans.values())).blocked is not None
     assert next(iter(nchw._plans.values())).blocked is None
+
+
+@pytest.mark.parametrize("op, attrs, constants, opset", [
+    ("Resize", dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+     [np.zeros(0, np.float32), np.array([1, 1, 2, 2], np.float32)], 13),            # the detectors' upsampling
+    ("Resize", dict(mode="linear", coordinate_transformation_mode="half_pixel"),
+     [np.zeros(0, np.float32), np.zeros(0, np.float32), np.array([1, 20, 14, 22], np.int64)], 13),  # BlazeFace
+    ("Resize", dict(mode="nearest", coordinate_transformation_mode="half_pixel"),
+     [np.zeros(0, np.float32), np.array([1, 1, 1.5, 0.5], np.float32)], 13),
+    ("Upsample", dict(mode="nearest"), [np.array([1, 1, 2, 3], np.float32)], 9),
+])
+def test_the_pass_runs_resizes_blocked(op, attrs, constants, opset):
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array((rng.standard_normal((20, 3, 1, 1)) * 0.5).astype(np.float32), "w")
+    names = [f"c{i}" if c.size else "" for i, c in enumerate(constants)]
+    inits = [w] + [numpy_helper.from_array(c, n) for c, n in zip(constants, names) if n]
+    nodes = [helper.make_node("Conv", ["in0", "w"], ["a"]), helper.make_node(op, ["a"] + names, ["r"], **attrs),
+             helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(nodes, "resize", [helper.make_tensor_value_info("in0", TensorProto.FLOAT,
+                                                                              [1, 3, 7, 11])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, 3, 7, 11)).astype(np.float32)
+    (expected,) = run_ort(model, [x])
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    nchw = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
+    for _ in range(2):
+        (got,), (plain,) = sess.run(None, {"in0": x}), nchw.run(None, {"in0": x})
+        _close(got, expected)
+        _close(got, plain)
+    ops = [s.node.op_type for s in next(iter(sess._plans.values())).blocked.steps]
+    assert ops == ["ToNCHW16c", "Conv_NCHW16c", "Resize_NCHW16c", "Relu", "FromNCHW16c"], ops
 
 
 def test_intermediates_and_steps_stay_in_nchw():

@@ -610,14 +610,14 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
             # single input channel, and the nested version spent half of YuNet's stem on loop overhead.
             if in_lanes == 1:
                 for tp in range(taps.size):
-                    a0, a1, a2, a3, a4, a5, a6, a7 = _fma_tile(x, load(wb, wi), taps[tp], e0, e1, e2, e3, e4, e5, e6, e7,
-                                                               a0, a1, a2, a3, a4, a5, a6, a7)
+                    a0, a1, a2, a3, a4, a5, a6, a7 = _fma_tile(x, load(wb, wi), taps[tp], e0, e1, e2, e3, e4, e5, e6,
+                                                               e7, a0, a1, a2, a3, a4, a5, a6, a7)
                     wi += BLOCK
             else:  # the 16 channels of a tap's block: a loop LLVM can unroll, its trip count known
                 for tp in range(taps.size):
                     for k in range(BLOCK):
-                        a0, a1, a2, a3, a4, a5, a6, a7 = _fma_tile(x, load(wb, wi), taps[tp] + k, e0, e1, e2, e3, e4, e5,
-                                                                   e6, e7, a0, a1, a2, a3, a4, a5, a6, a7)
+                        a0, a1, a2, a3, a4, a5, a6, a7 = _fma_tile(x, load(wb, wi), taps[tp] + k, e0, e1, e2, e3, e4,
+                                                                   e5, e6, e7, a0, a1, a2, a3, a4, a5, a6, a7)
                         wi += BLOCK
             o = out + p * BLOCK
             store_tile(y, o, a0, a1, a2, a3, a4, a5, a6, a7)
@@ -637,7 +637,7 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
 
 def dense_taps(in_blocks: int, kernel: tuple[int, int], dilations: tuple[int, int], padded_hw: tuple[int, int],
                in_lanes: int) -> np.ndarray:
-    """Offsets of the taps of :func:`dense_nchw16c` from a pixel's first one, in the weights' (block, row, column) order."""
+    """Offsets of :func:`dense_nchw16c`'s taps from a pixel's first one, in the weights' (block, row, column) order."""
     hp, wp = padded_hw
     cb = np.arange(in_blocks)[:, None, None] * (hp * wp * in_lanes)
     u = np.arange(kernel[0])[None, :, None] * (dilations[0] * wp * in_lanes)
@@ -743,4 +743,70 @@ def maxpool_blocked(xb: np.ndarray, kernel: tuple[int, int], strides: tuple[int,
     _run_chunks(lambda q0, q1, r0, r1: maxpool_nchw16c(x_f, y_f, h, w, oh, ow, kernel[0], kernel[1], strides[0],
                                                        strides[1], pads[0], pads[1], q0, q1, r0, r1),
                 _plane_chunks(n * cb, oh, xb.size >= MIN_PARALLEL_VALUES))
+    return y
+
+
+# ---------------------------------------------------------------------------
+# Resize over H and W (nearest and linear)
+# ---------------------------------------------------------------------------
+@njit(nogil=True, cache=True)
+def resize_nearest_nchw16c(x, y, h, w, oh, ow, rows, cols, q0, q1, r0, r1):
+    """``y[q, i, j] = x[q, rows[i], cols[j]]`` (16 lanes at a time), blocks ``q0:q1``, output rows ``r0:r1``.
+
+    ``x`` and ``y`` are flattened. ``cpu_resize.nearest_2d`` in NCHW16c: an
+    output row whose source row is the previous output row's (every second
+    row of an x2 upsampling) is a copy of that row, if this call wrote it.
+    """
+    for q in range(q0, q1):
+        x_q = q * h * w * BLOCK
+        for i in range(r0, r1):
+            dst = (q * oh + i) * ow * BLOCK
+            if i > r0 and rows[i] == rows[i - 1]:
+                for o in range(0, ow * BLOCK, BLOCK):
+                    store(y, dst + o, load(y, dst - ow * BLOCK + o))
+                continue
+            src = x_q + rows[i] * w * BLOCK
+            for j in range(ow):
+                store(y, dst + j * BLOCK, load(x, src + cols[j] * BLOCK))
+
+
+@njit(nogil=True, cache=True)  # no fastmath: the same roundings as cpu_resize.linear_2d, so the same bits
+def resize_linear_nchw16c(x, y, h, w, oh, ow, rows_lo, rows_hi, rows_w, cols_lo, cols_hi, cols_w, q0, q1, r0, r1):
+    """Bilinear resize, blocks ``q0:q1``, output rows ``r0:r1``: along H into a scratch row, then along W.
+
+    ``cpu_resize.linear_2d`` in NCHW16c, with the same roundings.
+    """
+    row = np.empty(w * BLOCK, dtype=np.float32)
+    one = np.float32(1)
+    for q in range(q0, q1):
+        x_q = q * h * w * BLOCK
+        for i in range(r0, r1):
+            w1 = splat(rows_w[i])
+            w0 = splat(one - rows_w[i])
+            top = x_q + rows_lo[i] * w * BLOCK
+            bottom = x_q + rows_hi[i] * w * BLOCK
+            for o in range(0, w * BLOCK, BLOCK):
+                store(row, o, add(mul(load(x, top + o), w0), mul(load(x, bottom + o), w1)))
+            dst = (q * oh + i) * ow * BLOCK
+            for j in range(ow):
+                v1 = splat(cols_w[j])
+                v0 = splat(one - cols_w[j])
+                store(y, dst + j * BLOCK, add(mul(load(row, cols_lo[j] * BLOCK), v0),
+                                              mul(load(row, cols_hi[j] * BLOCK), v1)))
+
+
+def resize_blocked(xb: np.ndarray, out_hw: tuple[int, int], mode: str, indices: tuple) -> np.ndarray:
+    """Resize H and W of NCHW16c ``xb``, ``indices`` from ``minicnn.ops.resize.spatial_indices``; split when large."""
+    n, cb, h, w, _ = xb.shape
+    oh, ow = out_hw
+    y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32)
+    x_f, y_f = xb.reshape(-1), y.reshape(-1)
+
+    def task(q0, q1, r0, r1):
+        if mode == "nearest":
+            resize_nearest_nchw16c(x_f, y_f, h, w, oh, ow, *indices, q0, q1, r0, r1)
+        else:
+            resize_linear_nchw16c(x_f, y_f, h, w, oh, ow, *indices[0], *indices[1], q0, q1, r0, r1)
+
+    _run_chunks(task, _plane_chunks(n * cb, oh, y.size >= MIN_PARALLEL_VALUES))
     return y

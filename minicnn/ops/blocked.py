@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..kernels import cpu_blocked
 from .conv import FusedConv, conv_geometry, per_channel_slope
 from .pool import MaxPool, pool_geometry
+from .resize import resize, spatial_indices
 from .registry import register, register_preparer
 
 BLOCK = cpu_blocked.BLOCK
@@ -279,3 +280,46 @@ def PadChannels_NCHW16c_numba(X, *, channels, extra):
     y[:, cb:] = 0
     y[:, channels // BLOCK:cb, :, :, channels % BLOCK:] = 0  # the last block's padding lanes become real zeros
     return y
+
+
+# ---------------------------------------------------------------------------
+# Resize over H and W (the detectors' upsampling), its geometry resolved by the layout pass
+# ---------------------------------------------------------------------------
+def _resize_geometry(x_shape, out_hw, scales) -> tuple:
+    """``(nchw_shape, out_shape, scales)`` of an NCHW16c Resize, every lane (padding too) counted as a channel."""
+    n, cb, h, w, _ = x_shape
+    nchw = (n, cb * BLOCK, h, w)
+    out = [n, cb * BLOCK, int(out_hw[0]), int(out_hw[1])]
+    return nchw, out, [np.float32(1), np.float32(1)] + [np.float32(s) for s in scales]
+
+
+@register("Resize_NCHW16c")
+def Resize_NCHW16c(X, *, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode):
+    """Resize of H and W on an NCHW16c tensor, with a Resize node's resolved geometry (``ops.resize.resolve_node``).
+
+    ``scales`` are the (H, W) scales the coordinates use. The reference:
+    unblock every lane, ``ops.resize.resize``, reblock.
+    """
+    _check_blocked(X, "Resize_NCHW16c")
+    nchw, out, used = _resize_geometry(X.shape, out_hw, scales)
+    y = resize(cpu_blocked.from_blocked(X, nchw[1]), out, used, mode, coordinate_transformation_mode, nearest_mode)
+    return cpu_blocked.to_blocked(y)
+
+
+def _resize_runner(x_shape, out_hw, scales, mode, coordinate_mode, nearest_mode):
+    """``run(X)`` for NCHW16c inputs of ``x_shape``: the index arrays computed once."""
+    nchw, out, used = _resize_geometry(x_shape, out_hw, scales)
+    indices = spatial_indices(nchw, out, used, mode, coordinate_mode, nearest_mode)
+    return lambda X: cpu_blocked.resize_blocked(X, tuple(out[2:]), mode, indices)
+
+
+@register("Resize_NCHW16c", backend="numba")
+def Resize_NCHW16c_numba(X, *, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode):
+    """The same by ``cpu_blocked.resize_blocked``: bit for bit the reference's values."""
+    _check_blocked(X, "Resize_NCHW16c")
+    return _resize_runner(X.shape, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode)(X)
+
+
+@register_preparer("Resize_NCHW16c", backend="numba")
+def prepare_Resize_NCHW16c(args, constant, *, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode):
+    return _resize_runner(args[0].shape, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode)

@@ -254,6 +254,62 @@ def Upsample(X, scales=None, *, mode="nearest"):
 # ---------------------------------------------------------------------------
 # The fast path (backend "numba"): nearest and linear over H and W of float32 NCHW
 # ---------------------------------------------------------------------------
+def spatial_only(x_shape: tuple, dtype, out_shape: list[int], scales: list, mode: str) -> bool:
+    """Whether resizing a ``dtype`` tensor of ``x_shape`` changes only H and W of an NCHW tensor (what kernels do).
+
+    Linear needs both H and W to change: the reference skips an axis whose
+    size and scale are unchanged, the kernels always do both.
+    """
+    if (dtype != np.float32 or len(x_shape) != 4 or tuple(out_shape) == tuple(x_shape)
+            or list(out_shape[:2]) != list(x_shape[:2]) or scales[0] != 1 or scales[1] != 1
+            or min(out_shape) < 1):
+        return False
+    return not (mode == "linear" and any(x_shape[a] == out_shape[a] and scales[a] == 1 for a in (2, 3)))
+
+
+def resolve_node(op_type: str, x_shape: tuple, args: list, attrs: dict, opset: int) -> tuple | None:
+    """A Resize or Upsample node's geometry for an input of ``x_shape``, from its constant inputs ``args``.
+
+    Returns ``(out_shape, scales, mode, coordinate_mode, nearest_mode)`` (the
+    arguments of :func:`resize` after the input) when the resize changes
+    only H and W of a float32 NCHW tensor; None otherwise, or if the node is
+    malformed (running it will then say why). The layout pass uses it to
+    run such a resize on NCHW16c tensors (``minicnn.ops.blocked``).
+    """
+    x = np.broadcast_to(np.float32(0), x_shape)  # a shape without memory: the plans only read x.shape
+    try:
+        if op_type == "Resize":
+            X, roi, scales, sizes = ([x] + list(args) + [None] * 3)[:4]
+            keys = ("antialias", "axes", "coordinate_transformation_mode", "keep_aspect_ratio_policy", "mode",
+                    "nearest_mode")
+            defaults = dict(antialias=0, axes=None, coordinate_transformation_mode="half_pixel",
+                            keep_aspect_ratio_policy="stretch", mode="nearest", nearest_mode="round_prefer_floor")
+            kw = {k: attrs.get(k, defaults[k]) for k in keys}
+            plan = _resize_plan(X, roi, scales, sizes, kw["antialias"], kw["axes"],
+                                kw["coordinate_transformation_mode"], kw["keep_aspect_ratio_policy"], kw["mode"],
+                                kw["nearest_mode"], opset)
+        elif op_type == "Upsample":
+            scales = args[0] if args else attrs.get("scales")
+            plan = _upsample_plan(x, scales, attrs.get("mode", "nearest"))
+        else:
+            return None
+    except (InputError, UnsupportedOpError):
+        return None
+    _, out_shape, used, mode, coordinate_mode, nearest_mode = plan
+    if not spatial_only(x_shape, np.float32, out_shape, used, mode):
+        return None
+    return list(out_shape), used, mode, coordinate_mode, nearest_mode
+
+
+def spatial_indices(x_shape: tuple, out_shape: list[int], scales: list, mode: str, coordinate_mode: str,
+                    nearest_mode: str) -> tuple:
+    """The kernels' index arrays over H and W: ``(rows, cols)`` for nearest, the two ``linear_weights`` otherwise."""
+    coords = [(source_coordinates(out_shape[a], x_shape[a], scales[a], coordinate_mode), a) for a in (2, 3)]
+    if mode == "nearest":
+        return tuple(nearest_indices(c, x_shape[a], nearest_mode, scales[a]) for c, a in coords)
+    return tuple(linear_weights(c, x_shape[a]) for c, a in coords)
+
+
 def _resize_runner(x_shape: tuple, dtype, out_shape: list[int], scales: list[np.float32], mode: str,
                    coordinate_mode: str, nearest_mode: str) -> Callable | None:
     """The kernel for resizing H x W of a float32 NCHW tensor, index arrays computed once: ``run(x)``, or None.
@@ -263,26 +319,21 @@ def _resize_runner(x_shape: tuple, dtype, out_shape: list[int], scales: list[np.
     None where the kernels do not apply (other axes, other dtypes, linear
     over only one of H and W): the caller runs the reference.
     """
-    if (dtype != np.float32 or len(x_shape) != 4 or tuple(out_shape) == tuple(x_shape)
-            or list(out_shape[:2]) != list(x_shape[:2]) or scales[0] != 1 or scales[1] != 1
-            or min(out_shape) < 1):
-        return None
-    # Linear: the reference skips an axis whose size and scale are unchanged; the kernel always does both.
-    if mode == "linear" and any(x_shape[a] == out_shape[a] and scales[a] == 1 for a in (2, 3)):
+    if not spatial_only(x_shape, dtype, out_shape, scales, mode):
         return None
     from ..kernels import cpu_resize
 
-    coords = [(source_coordinates(out_shape[a], x_shape[a], scales[a], coordinate_mode), a) for a in (2, 3)]
+    indices = spatial_indices(x_shape, out_shape, scales, mode, coordinate_mode, nearest_mode)
     out_shape = tuple(out_shape)
     if mode == "nearest":
-        rows, cols = (nearest_indices(c, x_shape[a], nearest_mode, scales[a]) for c, a in coords)
+        rows, cols = indices
 
         def run(x):
             out = np.empty(out_shape, dtype=np.float32)
             cpu_resize.nearest_2d(np.ascontiguousarray(x), rows, cols, out)
             return out
     else:
-        (r_lo, r_hi, r_w), (c_lo, c_hi, c_w) = (linear_weights(c, x_shape[a]) for c, a in coords)
+        (r_lo, r_hi, r_w), (c_lo, c_hi, c_w) = indices
 
         def run(x):
             out = np.empty(out_shape, dtype=np.float32)
