@@ -18,7 +18,10 @@ is known then, from the plan's first run) and rewrites:
   16 channels as it is (a stem reading the image). A dense convolution whose
   output channels would fill less than :data:`MIN_LANES_USED` of their
   blocks' lanes (a detector head with 2 outputs) stays in NCHW;
-* ``MaxPool`` whose input is already blocked into ``MaxPool_NCHW16c``, a
+* ``MaxPool`` and ``AveragePool`` whose input is already blocked into
+  ``MaxPool_NCHW16c`` and ``AveragePool_NCHW16c``, a ``GlobalAveragePool``
+  of a blocked input into ``GlobalAveragePool_NCHW16c`` (which writes its
+  ``(N, C, 1, 1)`` result in NCHW: no conversion of the whole tensor), a
   ``Resize`` or ``Upsample`` of H and W with constant scales or sizes (the
   detectors' upsampling) into ``Resize_NCHW16c``, and a ``Pad`` that only
   appends zero channels (BlazeFace's shortcuts) into ``PadChannels_NCHW16c``;
@@ -169,12 +172,17 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
             nodes.append(Node(node.name, "Conv_NCHW16c", inputs, [out + SUFFIX], attrs, MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX
             rewritten += 1
-        elif (node.op_type == "MaxPool" and len(data) == 1 and data[0] in blocked and len(shapes[data[0]]) == 4
-              and not any(node.outputs[1:])):
+        elif (node.op_type in ("MaxPool", "AveragePool") and len(data) == 1 and data[0] in blocked
+              and len(shapes[data[0]]) == 4 and not any(node.outputs[1:])):
             out = node.outputs[0]
-            nodes.append(Node(node.name, "MaxPool_NCHW16c", [blocked[data[0]]], [out + SUFFIX], dict(node.attrs),
-                              MINICNN_DOMAIN))
+            nodes.append(Node(node.name, node.op_type + "_NCHW16c", [blocked[data[0]]], [out + SUFFIX],
+                              dict(node.attrs), MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX
+            rewritten += 1
+        elif node.op_type == "GlobalAveragePool" and data and data[0] in blocked and len(shapes[data[0]]) == 4:
+            nodes.append(Node(node.name, "GlobalAveragePool_NCHW16c", [blocked[data[0]]], list(node.outputs),
+                              {"channels": int(shapes[data[0]][1])}, MINICNN_DOMAIN))
+            in_nchw.update(o for o in node.outputs if o)  # (N, C, 1, 1): written in NCHW directly
             rewritten += 1
         elif node.inputs and node.inputs[0] in blocked and (attrs := _resize(node, graph, shapes)) is not None:
             out = node.outputs[0]

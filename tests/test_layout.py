@@ -24,11 +24,12 @@ import minicnn
 from minicnn.kernels import cpu_blocked
 from minicnn.kernels.cpu_conv import ACTIVATION_CODES
 from minicnn.layout import SUFFIX, block_graph
-from minicnn.ops.blocked import (Conv_NCHW16c, Conv_NCHW16c_numba, MaxPool_NCHW16c, MaxPool_NCHW16c_numba,
-                                 PadChannels_NCHW16c, PadChannels_NCHW16c_numba, Resize_NCHW16c,
-                                 Resize_NCHW16c_numba, blocked_conv_kind)
+from minicnn.ops.blocked import (AveragePool_NCHW16c, AveragePool_NCHW16c_numba, Conv_NCHW16c, Conv_NCHW16c_numba,
+                                 GlobalAveragePool_NCHW16c, GlobalAveragePool_NCHW16c_numba, MaxPool_NCHW16c,
+                                 MaxPool_NCHW16c_numba, PadChannels_NCHW16c, PadChannels_NCHW16c_numba,
+                                 Resize_NCHW16c, Resize_NCHW16c_numba, blocked_conv_kind)
 from minicnn.ops.conv import FusedConv
-from minicnn.ops.pool import MaxPool
+from minicnn.ops.pool import AveragePool, GlobalAveragePool, MaxPool
 from onnx_util import one_node_model, run_ort
 
 
@@ -151,6 +152,33 @@ def test_blocked_maxpool_is_bitwise_the_reference(channels, height, width, kerne
     xb = cpu_blocked.to_blocked(x)
     for op in (MaxPool_NCHW16c, MaxPool_NCHW16c_numba):
         np.testing.assert_array_equal(cpu_blocked.from_blocked(op(xb, **attrs), channels), expected, op.__name__)
+
+
+@given(channels=st.integers(1, 40), height=st.integers(1, 12), width=st.integers(1, 12), kernel=st.integers(1, 4),
+       stride=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 3)] * 4), ceil_mode=st.integers(0, 1),
+       count_include_pad=st.integers(0, 1), seed=st.integers(0, 99))
+@settings(max_examples=60, deadline=None)
+def test_blocked_average_pool_matches_the_reference(channels, height, width, kernel, stride, pads, ceil_mode,
+                                                    count_include_pad, seed):
+    if max(pads) >= kernel or height + pads[0] + pads[2] < kernel or width + pads[1] + pads[3] < kernel:
+        return  # not a valid AveragePool
+    x = np.random.default_rng(seed).standard_normal((2, channels, height, width)).astype(np.float32)
+    attrs = dict(kernel_shape=[kernel, kernel], strides=[stride, stride], pads=list(pads), ceil_mode=ceil_mode,
+                 count_include_pad=count_include_pad)
+    expected = AveragePool(x.astype(np.float64), **attrs)
+    xb = cpu_blocked.to_blocked(x)
+    for op in (AveragePool_NCHW16c, AveragePool_NCHW16c_numba):
+        _close(cpu_blocked.from_blocked(op(xb, **attrs), channels), expected, op.__name__)
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 1, 1), (2, 40, 5, 3), (1, 16, 12, 12)])
+def test_blocked_global_average_pool_writes_nchw(shape):
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    expected = GlobalAveragePool(x.astype(np.float64))
+    for op in (GlobalAveragePool_NCHW16c, GlobalAveragePool_NCHW16c_numba):
+        y = op(cpu_blocked.to_blocked(x), channels=shape[1])
+        assert y.shape == shape[:2] + (1, 1) and y.dtype == np.float32
+        _close(y, expected, op.__name__)
 
 
 @given(channels=st.integers(1, 40), height=st.integers(1, 9), width=st.integers(1, 9), out_h=st.integers(1, 19),
@@ -339,6 +367,29 @@ def test_the_pass_runs_resizes_blocked(op, attrs, constants, opset):
         _close(got, plain)
     ops = [s.node.op_type for s in next(iter(sess._plans.values())).blocked.steps]
     assert ops == ["ToNCHW16c", "Conv_NCHW16c", "Resize_NCHW16c", "Relu", "FromNCHW16c"], ops
+
+
+def test_the_pass_runs_pools_blocked_and_ends_with_a_global_mean_in_nchw():
+    rng = np.random.default_rng(7)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n)
+             for n, s in (("w0", (32, 3, 3, 3)), ("w1", (24, 32, 1, 1)))]
+    nodes = [helper.make_node("Conv", ["in0", "w0"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("AveragePool", ["a"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                              count_include_pad=1),
+             helper.make_node("Conv", ["p", "w1"], ["c"]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["y"])]
+    graph = helper.make_graph(nodes, "pools", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, [1, 3, 13, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    x = rng.standard_normal((1, 3, 13, 10)).astype(np.float32)
+    (expected,) = run_ort(model, [x])
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    for _ in range(2):
+        _close(sess.run(None, {"in0": x})[0], expected)
+    ops = [s.node.op_type for s in next(iter(sess._plans.values())).blocked.steps]
+    assert ops == ["Conv_NCHW16c", "AveragePool_NCHW16c", "Conv_NCHW16c", "GlobalAveragePool_NCHW16c", "Flatten"], ops
 
 
 def test_intermediates_and_steps_stay_in_nchw():

@@ -46,7 +46,7 @@ beforehand, so no tap is ever tested for the image's edge.
 
 :func:`depthwise_nchw16c` keeps one output pixel's 16 channels per vector
 and adds one tap per fused multiply-add, 8 pixels of a row at a time;
-:func:`maxpool_nchw16c` takes lane-wise maxima the same way;
+:func:`pool_nchw16c` takes lane-wise maxima or sums the same way;
 :func:`to_blocked_fast` and :func:`from_blocked_fast` change layout at the
 ends of a chain. Every wrapper splits its work between minicnn's threads
 (``threads.run_parallel``) by pixel ranges, channel blocks or bands of rows.
@@ -86,7 +86,7 @@ from numba import njit  # noqa: E402
 
 from . import cpu_conv, cpu_pool  # noqa: E402
 from .cpu_conv import ACTIVATION_CODES  # noqa: E402
-from .simd import LANES, add, broadcast, fma, load, maximum, minimum, mul, splat, store, where_positive  # noqa: E402
+from .simd import LANES, add, broadcast, div, fma, load, maximum, minimum, mul, splat, store, where_positive  # noqa: E402
 
 BLOCK = LANES  # channels per block: one vector register of float32
 PIXELS = 8     # pixels per tile of pointwise_nchw16c: 8 accumulator registers
@@ -705,15 +705,20 @@ def dense_conv_blocked(x: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope1
 
 
 # ---------------------------------------------------------------------------
-# Max pooling
+# Pooling
 # ---------------------------------------------------------------------------
 @njit(nogil=True, cache=True)
-def maxpool_nchw16c(x, y, h, w, oh, ow, kh, kw, sh, sw, pt, pl, q0, q1, r0, r1):
-    """Max pooling (dilation 1) of output rows ``r0:r1`` of NCHW16c blocks ``q0:q1``; padding never enters a max.
+def pool_nchw16c(x, y, h, w, oh, ow, kh, kw, sh, sw, pt, pl, average, count_include_pad, h_end, w_end,
+                 q0, q1, r0, r1):
+    """Max or average pooling (dilation 1) of output rows ``r0:r1`` of NCHW16c blocks ``q0:q1``.
 
-    Every output pixel is the lane-wise maximum of the vectors of its taps
-    inside the image (a window that covers no pixel at all, possible only
-    with ``ceil_mode`` and large pads, gives -inf, as ``pool_reference`` does).
+    Every output pixel is the lane-wise maximum, or sum divided by a count,
+    of the vectors of its taps inside the image. Max: padding never enters
+    (a window that covers no pixel at all, possible only with ``ceil_mode``
+    and large pads, gives -inf, as ``pool_reference`` does). Average: the
+    count is the taps inside the image, or with ``count_include_pad`` the
+    taps inside the padded image (rows above ``h_end = H + pad_bottom``,
+    columns left of ``w_end``), as ``minicnn.ops.pool.pool_reference`` counts.
     """
     for q in range(q0, q1):
         x_q = q * h * w * BLOCK
@@ -721,29 +726,67 @@ def maxpool_nchw16c(x, y, h, w, oh, ow, kh, kw, sh, sw, pt, pl, q0, q1, r0, r1):
             top = oi * sh - pt
             u0 = max(0, -top)
             u1 = min(kh, h - top)
+            rows_padded = min(kh, h_end - top)
             for oj in range(ow):
                 left = oj * sw - pl
                 v0 = max(0, -left)
                 v1 = min(kw, w - left)
-                acc = splat(-np.inf)
-                for u in range(u0, u1):
-                    row = x_q + ((top + u) * w + left) * BLOCK
-                    for v in range(v0, v1):
-                        acc = maximum(acc, load(x, row + v * BLOCK))
-                store(y, ((q * oh + oi) * ow + oj) * BLOCK, acc)
+                o = ((q * oh + oi) * ow + oj) * BLOCK
+                if average:
+                    acc = splat(0.0)
+                    for u in range(u0, u1):
+                        row = x_q + ((top + u) * w + left) * BLOCK
+                        for v in range(v0, v1):
+                            acc = add(acc, load(x, row + v * BLOCK))
+                    if count_include_pad:
+                        count = rows_padded * min(kw, w_end - left)
+                    else:
+                        count = max(0, u1 - u0) * max(0, v1 - v0)
+                    store(y, o, div(acc, splat(count)))
+                else:
+                    acc = splat(-np.inf)
+                    for u in range(u0, u1):
+                        row = x_q + ((top + u) * w + left) * BLOCK
+                        for v in range(v0, v1):
+                            acc = maximum(acc, load(x, row + v * BLOCK))
+                    store(y, o, acc)
 
 
-def maxpool_blocked(xb: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
-                    pads: tuple[int, int, int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """Max pooling of NCHW16c ``xb`` (dilation 1), blocks split between threads when large."""
+def pool_blocked(xb: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], pads: tuple[int, int, int, int],
+                 out_hw: tuple[int, int], average: bool = False, count_include_pad: bool = False) -> np.ndarray:
+    """Max (or average) pooling of NCHW16c ``xb``, dilation 1, pads (top, left, bottom, right); split when large."""
     n, cb, h, w, _ = xb.shape
     oh, ow = out_hw
     y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32)
     x_f, y_f = xb.reshape(-1), y.reshape(-1)
-    _run_chunks(lambda q0, q1, r0, r1: maxpool_nchw16c(x_f, y_f, h, w, oh, ow, kernel[0], kernel[1], strides[0],
-                                                       strides[1], pads[0], pads[1], q0, q1, r0, r1),
+    _run_chunks(lambda q0, q1, r0, r1: pool_nchw16c(x_f, y_f, h, w, oh, ow, kernel[0], kernel[1], strides[0],
+                                                    strides[1], pads[0], pads[1], average, count_include_pad,
+                                                    h + pads[2], w + pads[3], q0, q1, r0, r1),
                 _plane_chunks(n * cb, oh, xb.size >= MIN_PARALLEL_VALUES))
     return y
+
+
+@njit(nogil=True, cache=True)
+def global_mean_nchw16c(x, out, pixels, channels):
+    """GlobalAveragePool from NCHW16c to NCHW: ``out[n * C + c]`` = the mean of channel c of image n.
+
+    ``x`` is ``(N, CB, H, W, 16)`` flattened, ``out`` the ``(N, C, 1, 1)``
+    result flattened (padding lanes dropped). One vector of 16 running sums
+    per block, added pixel after pixel.
+    """
+    lanes = np.empty(BLOCK, dtype=np.float32)
+    cb_count = -(-channels // BLOCK)
+    images = x.size // (cb_count * pixels * BLOCK)
+    count = splat(pixels)
+    for i in range(images):
+        for cb in range(cb_count):
+            start = (i * cb_count + cb) * pixels * BLOCK
+            acc = splat(0.0)
+            for p in range(pixels):
+                acc = add(acc, load(x, start + p * BLOCK))
+            store(lanes, 0, div(acc, count))
+            for k in range(min(BLOCK, channels - cb * BLOCK)):
+                out[i * channels + cb * BLOCK + k] = lanes[k]
 
 
 # ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ of LLVM IR (``numba.extending.intrinsic``):
   makes (a compare and a conditional move per read, which had doubled the
   time of :func:`~minicnn.kernels.cpu_blocked.pointwise_nchw16c`'s loop);
 * :func:`fma` ``(a, b, c) = a * b + c`` lane by lane, one rounding;
-* :func:`add`, :func:`mul`, :func:`maximum`, :func:`minimum`,
+* :func:`add`, :func:`mul`, :func:`div`, :func:`maximum`, :func:`minimum`,
   :func:`where_positive` (``a`` where ``a > 0``, else ``b``: LeakyRelu
   and PRelu).
 
@@ -166,6 +166,8 @@ add = _binary(lambda builder, a, b: builder.fadd(a, b))
 add.__doc__ = "``a + b`` lane by lane."
 mul = _binary(lambda builder, a, b: builder.fmul(a, b))
 mul.__doc__ = "``a * b`` lane by lane."
+div = _binary(lambda builder, a, b: builder.fdiv(a, b))
+div.__doc__ = "``a / b`` lane by lane."
 maximum = _binary(lambda builder, a, b: builder.select(builder.fcmp_ordered(">", a, b), a, b))
 maximum.__doc__ = "The larger of ``a`` and ``b`` in each lane (``b`` where either is NaN)."
 minimum = _binary(lambda builder, a, b: builder.select(builder.fcmp_ordered("<", a, b), a, b))

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels import cpu_blocked
 from .conv import FusedConv, conv_geometry, per_channel_slope
-from .pool import MaxPool, pool_geometry
+from .pool import AveragePool, GlobalAveragePool, MaxPool, pool_geometry
 from .resize import resize, spatial_indices
 from .registry import register, register_preparer
 
@@ -56,22 +56,23 @@ def ToNCHW16c_numba(X):
     return cpu_blocked.to_blocked_fast(X)
 
 
-def _check_from(X, channels) -> None:
-    _check_blocked(X, "FromNCHW16c")
+def _check_channels(X, channels, op: str) -> None:
+    """An NCHW16c ``X`` that holds ``channels`` real channels."""
+    _check_blocked(X, op)
     if not 0 < channels <= X.shape[1] * BLOCK:
-        raise InputError(f"FromNCHW16c: channels={channels} does not fit {list(X.shape)}")
+        raise InputError(f"{op}: channels={channels} does not fit {list(X.shape)}")
 
 
 @register("FromNCHW16c")
 def FromNCHW16c(X, *, channels):
     """NCHW16c -> NCHW with ``channels`` channels (the padding dropped)."""
-    _check_from(X, channels)
+    _check_channels(X, channels, "FromNCHW16c")
     return cpu_blocked.from_blocked(X, int(channels))
 
 
 @register("FromNCHW16c", backend="numba")
 def FromNCHW16c_numba(X, *, channels):
-    _check_from(X, channels)
+    _check_channels(X, channels, "FromNCHW16c")
     return cpu_blocked.from_blocked_fast(X, int(channels))
 
 
@@ -219,7 +220,7 @@ def prepare_Conv_NCHW16c(args, constant, *, auto_pad="NOTSET", dilations=None, g
 
 
 # ---------------------------------------------------------------------------
-# Max pooling
+# Pooling: max and average windows stay blocked; a global average writes NCHW
 # ---------------------------------------------------------------------------
 @register("MaxPool_NCHW16c")
 def MaxPool_NCHW16c(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
@@ -232,14 +233,26 @@ def MaxPool_NCHW16c(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel
     return cpu_blocked.to_blocked(y)
 
 
-def _pool_runner(x_shape, attrs: dict):
+@register("AveragePool_NCHW16c")
+def AveragePool_NCHW16c(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None, kernel_shape=None,
+                        pads=None, strides=None):
+    """``AveragePool`` on an NCHW16c tensor (the reference: unblock every lane, AveragePool, reblock)."""
+    _check_blocked(X, "AveragePool_NCHW16c")
+    y = AveragePool(cpu_blocked.from_blocked(X, X.shape[1] * BLOCK), auto_pad=auto_pad, ceil_mode=ceil_mode,
+                    count_include_pad=count_include_pad, dilations=dilations, kernel_shape=kernel_shape, pads=pads,
+                    strides=strides)
+    return cpu_blocked.to_blocked(y)
+
+
+def _pool_runner(x_shape, op: str, attrs: dict, count_include_pad: int = 0):
     """``run(X)`` for NCHW16c inputs of shape ``x_shape``, or None (dilated pools run the reference)."""
     n, cb, h, w, _ = x_shape
-    g = pool_geometry((n, cb * BLOCK, h, w), "MaxPool", **attrs)
+    g = pool_geometry((n, cb * BLOCK, h, w), op, **attrs)
     if g.dilations != (1, 1):
         return None
     pads = g.pads_begin + g.pads_end
-    return lambda X: cpu_blocked.maxpool_blocked(X, g.kernel, g.strides, pads, g.out)
+    average = op == "AveragePool"
+    return lambda X: cpu_blocked.pool_blocked(X, g.kernel, g.strides, pads, g.out, average, bool(count_include_pad))
 
 
 @register("MaxPool_NCHW16c", backend="numba")
@@ -248,15 +261,53 @@ def MaxPool_NCHW16c_numba(X, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, 
     _check_blocked(X, "MaxPool_NCHW16c")
     attrs = dict(auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations, kernel_shape=kernel_shape, pads=pads,
                  strides=strides)
-    run = _pool_runner(X.shape, attrs)
+    run = _pool_runner(X.shape, "MaxPool", attrs)
     return run(X) if run is not None else MaxPool_NCHW16c(X, **attrs)
+
+
+@register("AveragePool_NCHW16c", backend="numba")
+def AveragePool_NCHW16c_numba(X, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+                              kernel_shape=None, pads=None, strides=None):
+    _check_blocked(X, "AveragePool_NCHW16c")
+    attrs = dict(auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations, kernel_shape=kernel_shape, pads=pads,
+                 strides=strides)
+    run = _pool_runner(X.shape, "AveragePool", attrs, count_include_pad)
+    return run(X) if run is not None else AveragePool_NCHW16c(X, **attrs, count_include_pad=count_include_pad)
 
 
 @register_preparer("MaxPool_NCHW16c", backend="numba")
 def prepare_MaxPool_NCHW16c(args, constant, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None,
                             pads=None, storage_order=0, strides=None):
-    return _pool_runner(args[0].shape, dict(auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations,
-                                            kernel_shape=kernel_shape, pads=pads, strides=strides))
+    return _pool_runner(args[0].shape, "MaxPool", dict(auto_pad=auto_pad, ceil_mode=ceil_mode, dilations=dilations,
+                                                       kernel_shape=kernel_shape, pads=pads, strides=strides))
+
+
+@register_preparer("AveragePool_NCHW16c", backend="numba")
+def prepare_AveragePool_NCHW16c(args, constant, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0,
+                                dilations=None, kernel_shape=None, pads=None, strides=None):
+    return _pool_runner(args[0].shape, "AveragePool", dict(auto_pad=auto_pad, ceil_mode=ceil_mode,
+                                                           dilations=dilations, kernel_shape=kernel_shape, pads=pads,
+                                                           strides=strides), count_include_pad)
+
+
+@register("GlobalAveragePool_NCHW16c")
+def GlobalAveragePool_NCHW16c(X, *, channels):
+    """``GlobalAveragePool`` of an NCHW16c tensor, the result in NCHW ``(N, channels, 1, 1)`` (padding dropped).
+
+    The reference: unblock, GlobalAveragePool.
+    """
+    _check_channels(X, channels, "GlobalAveragePool_NCHW16c")
+    return GlobalAveragePool(cpu_blocked.from_blocked(X, int(channels)))
+
+
+@register("GlobalAveragePool_NCHW16c", backend="numba")
+def GlobalAveragePool_NCHW16c_numba(X, *, channels):
+    """The same by ``cpu_blocked.global_mean_nchw16c``: no NCHW copy of the whole tensor is made."""
+    _check_channels(X, channels, "GlobalAveragePool_NCHW16c")
+    n, _, h, w, _ = X.shape
+    out = np.empty((n, int(channels), 1, 1), dtype=np.float32)
+    cpu_blocked.global_mean_nchw16c(X.reshape(-1), out.reshape(-1), h * w, int(channels))
+    return out
 
 
 # ---------------------------------------------------------------------------
