@@ -416,7 +416,7 @@ def test_an_unknown_layout_is_refused():
         minicnn.InferenceSession(_chain_model().SerializeToString(), layout="NHWC")
 
 
-@pytest.mark.parametrize("channels", [16, 40])  # one block per image (split by rows), three (split by blocks)
+@pytest.mark.parametrize("channels", [16, 40])  # one block per image, three
 def test_threads_split_the_kernels_without_changing_a_bit(channels, monkeypatch):
     from minicnn import threads
 
@@ -434,7 +434,12 @@ def test_threads_split_the_kernels_without_changing_a_bit(channels, monkeypatch)
                 Conv_NCHW16c_numba(xb, w_dw, group=channels, pads=[1, 1, 1, 1], activation="Relu"),
                 Conv_NCHW16c_numba(xb, w_pw),
                 Conv_NCHW16c_numba(xb, w_dense, pads=[1, 1, 1, 1]), Conv_NCHW16c_numba(x, w_dense, strides=[2, 2]),
-                MaxPool_NCHW16c_numba(xb, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])]
+                MaxPool_NCHW16c_numba(xb, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                AveragePool_NCHW16c_numba(xb, kernel_shape=[2, 2], strides=[2, 2]),
+                Resize_NCHW16c_numba(xb, out_hw=[60, 70], scales=[2.0, 2.0], mode="nearest",
+                                     coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+                Resize_NCHW16c_numba(xb, out_hw=[45, 52], scales=[1.5, 1.5], mode="linear",
+                                     coordinate_transformation_mode="half_pixel", nearest_mode="floor")]
 
     with threads.limit(1):
         one = everything()

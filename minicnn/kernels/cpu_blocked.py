@@ -259,18 +259,20 @@ def _pixel_ranges(pixels: int, parallel: bool) -> list[tuple[int, int]]:
 def _plane_chunks(planes: int, rows: int, parallel: bool) -> list[tuple[int, int, int, int]]:
     """Work split as ``(q0, q1, r0, r1)``: planes ``q0:q1``, rows ``r0:r1`` of each; two chunks per thread.
 
-    By planes when there are enough of them, else by bands of rows (a
-    16-channel layer has one plane per image).
+    Always by bands of rows, every plane in each: the 1x1 and dense kernels
+    split by pixel ranges, which are bands of rows too, so a thread tends to
+    read the rows the previous layer wrote from its own core's cache. A
+    first version split by planes (channel blocks) where there were enough:
+    at 2 threads, 3DDFA took 5.27 ms against 4.74 by bands, w600k_mbf 13.65
+    against 11.43, the detectors and age_cydral the same either way
+    (interleaved, medians of 9 turns).
     """
     pieces = 2 * threads.num_threads() if parallel else 1
     if pieces <= 1:
         return [(0, planes, 0, rows)]
-    if planes >= pieces:
-        cuts = [planes * k // pieces for k in range(pieces + 1)]
-        return [(a, b, 0, rows) for a, b in zip(cuts, cuts[1:]) if b > a]
-    bands = max(1, min(rows, -(-pieces // planes)))
+    bands = max(1, min(rows, pieces))
     cuts = [rows * k // bands for k in range(bands + 1)]
-    return [(q, q + 1, a, b) for q in range(planes) for a, b in zip(cuts, cuts[1:]) if b > a]
+    return [(0, planes, a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
 def _run_chunks(task, chunks: list) -> None:
