@@ -14,8 +14,8 @@ is known then, from the plan's first run) and rewrites:
 * ``Conv`` / ``FusedConv`` that a blocked kernel computes (1x1 without
   padding, depthwise, or dense: see ``minicnn.ops.blocked.blocked_conv_kind``)
   into ``Conv_NCHW16c``; its input (and residual) is converted if it is not
-  blocked yet, except that a dense convolution reads an input of fewer than
-  16 channels as it is (a stem reading the image). A dense convolution whose
+  blocked yet, except that a dense convolution reads an NCHW input as it
+  is (a stem reading the image, above all). A dense convolution whose
   output channels would fill less than :data:`MIN_LANES_USED` of their
   blocks' lanes (a detector head with 2 outputs) stays in NCHW;
 * ``MaxPool`` and ``AveragePool`` whose input is already blocked into
@@ -78,13 +78,10 @@ def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
 
 
 # A dense convolution computes 16 output channels per block whatever M is: the pass blocks it only if at least
-# this share of the lanes holds real channels. Measured (1 thread, 3x3 on 64x80x80 input, blocked vs NCHW
-# kernel): M=16 1.17 vs 1.47 ms, M=20 2.34 vs 1.96, M=8 1.20 vs 0.80, M=2 1.19 vs 0.50; a 3-channel stem with
-# M=24 (BlazeFace's 5x5) still won, 0.23 vs 0.66 ms, the NCHW kernel being slow on 3 channels.
+# this share of the lanes holds real channels. Measured (1 thread, best of 20, 3x3 on a 64x80x80 input, blocked
+# vs NCHW kernel): M=16 1.16 vs 1.41 ms, M=20 2.18 vs 1.76, M=8 1.13 vs 0.74, M=2 1.14 vs 0.44; a 3-channel
+# stem with M=24 (BlazeFace's 5x5) still won, 0.21 vs 0.43 ms, the NCHW kernel being slow on 3 channels.
 MIN_LANES_USED = 0.75
-# An NCHW input with fewer channels than this is read as it is by a dense convolution (a stem's image: padding
-# 3 channels to 16 would multiply its work by 5); wider ones are converted, which the kernel reads faster.
-MAX_NCHW_INPUT_CHANNELS = BLOCK - 1
 
 
 def _channel_pad(node: Node, graph: Graph, shapes: dict) -> int | None:
@@ -159,8 +156,9 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
         data = [n for n in node.inputs if n and n not in graph.initializers]
         if (kind := _conv_kind(node, graph, shapes)) is not None:
             inputs = list(node.inputs) + [""] * (5 - len(node.inputs))
-            if (kind != "dense" or inputs[0] in blocked
-                    or shapes[inputs[0]][1] > MAX_NCHW_INPUT_CHANNELS):
+            # A dense convolution reads NCHW as fast as NCHW16c (a tap is then one channel, not 16): it takes its
+            # input in whichever layout it exists, and a stem never pads its 3 channels to 16 (5x the work).
+            if kind != "dense" or inputs[0] in blocked:
                 inputs[0] = as_blocked(inputs[0])
             if inputs[4]:
                 inputs[4] = as_blocked(inputs[4])

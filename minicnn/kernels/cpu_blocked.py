@@ -40,7 +40,7 @@ in ``benchmarks/RESULTS.md``.
 :func:`dense_nchw16c` is the same tile for any kernel, stride and
 dilation: each of the 8 output pixels keeps its own input offset, and the
 taps, one loop over a table of offsets, add to all eight. It reads NCHW16c,
-or NCHW directly when a stem's 3-channel image is its input (padding 3
+or NCHW directly, as fast (a stem's 3-channel image above all: padding 3
 channels to 16 would multiply the work by 5); the input is zero-padded once
 beforehand, so no tap is ever tested for the image's edge.
 
@@ -69,11 +69,13 @@ Versions (each measured in one process against the one before, 1 thread):
 4. ``dense_nchw16c`` (session 11): first with three nested tap loops
    (block, kernel row, kernel column) and each pixel's offset found by a
    division: YuNet's stem (3 -> 16, 3x3, stride 2, 640x640) took 2.3-3.9
-   ms in the kernel. Stepping the offsets along the row instead of
-   dividing, and one loop over a precomputed tap table: 1.05-1.6 ms (the
-   NCHW kernel: 2.7-3.4 ms, plus 1.3-2.0 ms to reorder its output). On
-   NCHW16c input (32-256 channels, 3x3) 75-100 GFLOP/s, 1.2-6x the NCHW
-   kernel; with few output channels the padded lanes cost more than the
+   ms in the kernel alone. Stepping the offsets along the row instead of
+   dividing, and one loop over a precomputed tap table: 1.05-1.6 ms. The
+   whole op, padding included, 1.29-1.36 ms against the NCHW kernel's
+   2.76-2.86 ms, plus 1.4-1.5 ms to reorder its output (best of 40, three
+   runs). On 16-256 input channels and 16 or more outputs (3x3, best of
+   20): 83-106 GFLOP/s, 1.2-4.9x the NCHW kernel, reading NCHW16c or NCHW
+   alike; with few output channels the padded lanes cost more than the
    layout gains (see ``minicnn.layout.MIN_LANES_USED``).
 """
 
@@ -562,8 +564,9 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
     """Dense convolution of one zero-padded image, output blocks ``ob0:ob1``, output pixels ``p0:p1``, fused epilogue.
 
     ``x`` is the padded input ``(CB, HP, WP, in_lanes)`` flattened: NCHW16c
-    (``in_lanes`` 16) or NCHW (``in_lanes`` 1: a stem's 3-channel image,
-    read without a layout change); ``WP`` is its padded width. ``taps``
+    (``in_lanes`` 16) or NCHW (``in_lanes`` 1, each channel a "block": a
+    stem's 3-channel image, read without a layout change); ``WP`` is its
+    padded width. ``taps``
     holds, in weight order, the offset of each (input block, kernel row,
     kernel column) from a pixel's first tap (:func:`dense_taps`). ``wb``
     comes from :func:`blocked_dense_weights` flattened; ``y`` and
