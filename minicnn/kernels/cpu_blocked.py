@@ -206,14 +206,7 @@ def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residu
         w_ob = ob * channels * BLOCK
         out = ob * pixels * BLOCK
         for p in range(p0, full, PIXELS):
-            a0 = b
-            a1 = b
-            a2 = b
-            a3 = b
-            a4 = b
-            a5 = b
-            a6 = b
-            a7 = b
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = b  # 8 accumulators, bias in each
             for cb in range(in_blocks):
                 pixel = (cb * pixels + p) * BLOCK  # input pixel p's 16 channels of block cb
                 for k in range(BLOCK):
@@ -444,14 +437,7 @@ def depthwise_nchw16c(x, wb, bias, slope, y, h, w, oh, ow, kh, kw, sh, sw, pt, p
             tiles = -(-n_inner // DW_PIXELS) if n_inner >= DW_PIXELS else 0
             for t in range(tiles):
                 oj = min(inner0 + t * DW_PIXELS, inner1 - DW_PIXELS)
-                a0 = b
-                a1 = b
-                a2 = b
-                a3 = b
-                a4 = b
-                a5 = b
-                a6 = b
-                a7 = b
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = b  # 8 accumulators, bias in each
                 left = oj * sw - pl
                 for u in range(u0, u1):
                     row = x_q + ((top + u) * w + left) * BLOCK
@@ -602,14 +588,7 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
             e5, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
             e6, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
             e7, oi, oj = _next_offset(oi, oj, ow, sh, sw, wp, in_lanes)
-            a0 = b
-            a1 = b
-            a2 = b
-            a3 = b
-            a4 = b
-            a5 = b
-            a6 = b
-            a7 = b
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = b  # 8 accumulators, bias in each
             wi = w_ob
             # One loop over the taps, not three nested ones (blocks, rows, columns): with NCHW input a tap is a
             # single input channel, and the nested version spent half of YuNet's stem on loop overhead.
