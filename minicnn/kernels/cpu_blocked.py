@@ -88,7 +88,8 @@ from numba import njit  # noqa: E402
 
 from . import cpu_conv, cpu_pool  # noqa: E402
 from .cpu_conv import ACTIVATION_CODES  # noqa: E402
-from .simd import LANES, add, broadcast, div, fma, load, maximum, minimum, mul, splat, store, where_positive  # noqa: E402
+from .simd import (LANES, add, broadcast, div, fma, load, maximum, minimum, mul, splat, store,  # noqa: E402
+                   where_positive)
 
 BLOCK = LANES  # channels per block: one vector register of float32
 PIXELS = 8     # pixels per tile of pointwise_nchw16c: 8 accumulator registers
@@ -97,6 +98,14 @@ PIXELS = 8     # pixels per tile of pointwise_nchw16c: 8 accumulator registers
 def blocks(channels: int) -> int:
     """Number of 16-channel blocks that hold ``channels`` channels."""
     return -(-channels // BLOCK)
+
+
+def _padded(v: np.ndarray | None, n: int, size: int) -> np.ndarray:
+    """A per-channel vector of ``n`` values (or none: zeros) padded with zeros to ``size``, float32."""
+    out = np.zeros(size, dtype=np.float32)
+    if v is not None:
+        out[:n] = v
+    return out
 
 
 def to_blocked(x: np.ndarray) -> np.ndarray:
@@ -126,14 +135,7 @@ def blocked_pointwise_weights(w: np.ndarray, bias: np.ndarray, slope: np.ndarray
     full = np.zeros((mb * BLOCK, cb * BLOCK), dtype=np.float32)
     full[:m, :c] = w.reshape(m, c)
     wb = np.ascontiguousarray(full.reshape(mb, BLOCK, cb * BLOCK).transpose(0, 2, 1))
-
-    def padded(v):
-        out = np.zeros(mb * BLOCK, dtype=np.float32)
-        if v is not None:
-            out[:m] = v
-        return out
-
-    return wb, padded(bias), padded(slope)
+    return wb, _padded(bias, m, mb * BLOCK), _padded(slope, m, mb * BLOCK)
 
 
 @njit(inline="always")
@@ -385,13 +387,7 @@ def blocked_depthwise_weights(w: np.ndarray, bias: np.ndarray | None, slope: np.
     full[:c] = w[:, 0]
     wb = np.ascontiguousarray(full.reshape(cb, BLOCK, kh, kw).transpose(0, 2, 3, 1))
 
-    def padded(v):
-        out = np.zeros(cb * BLOCK, dtype=np.float32)
-        if v is not None:
-            out[:c] = v
-        return out
-
-    return wb, padded(bias), padded(slope)
+    return wb, _padded(bias, c, cb * BLOCK), _padded(slope, c, cb * BLOCK)
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -518,14 +514,7 @@ def blocked_dense_weights(w: np.ndarray, bias: np.ndarray | None, slope: np.ndar
     full = np.zeros((mb * BLOCK, cb * in_lanes, kh, kw), dtype=np.float32)
     full[:m, :c] = w
     wb = full.reshape(mb, BLOCK, cb, in_lanes, kh, kw).transpose(0, 2, 4, 5, 3, 1)
-
-    def padded(v):
-        out = np.zeros(mb * BLOCK, dtype=np.float32)
-        if v is not None:
-            out[:m] = v
-        return out
-
-    return np.ascontiguousarray(wb), padded(bias), padded(slope)
+    return np.ascontiguousarray(wb), _padded(bias, m, mb * BLOCK), _padded(slope, m, mb * BLOCK)
 
 
 @njit(inline="always")
