@@ -386,7 +386,6 @@ def blocked_depthwise_weights(w: np.ndarray, bias: np.ndarray | None, slope: np.
     full = np.zeros((cb * BLOCK, kh, kw), dtype=np.float32)
     full[:c] = w[:, 0]
     wb = np.ascontiguousarray(full.reshape(cb, BLOCK, kh, kw).transpose(0, 2, 3, 1))
-
     return wb, _padded(bias, c, cb * BLOCK), _padded(slope, c, cb * BLOCK)
 
 
