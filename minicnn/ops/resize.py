@@ -47,6 +47,7 @@ the same index (and weight) arrays, then one pass per output row
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -267,6 +268,10 @@ def spatial_only(x_shape: tuple, dtype, out_shape: list[int], scales: list, mode
     return not (mode == "linear" and any(x_shape[a] == out_shape[a] and scales[a] == 1 for a in (2, 3)))
 
 
+_RESIZE_DEFAULTS = {name: p.default for name, p in inspect.signature(Resize).parameters.items()
+                    if p.kind is p.KEYWORD_ONLY}
+
+
 def resolve_node(op_type: str, x_shape: tuple, args: list, attrs: dict, opset: int) -> tuple | None:
     """A Resize or Upsample node's geometry for an input of ``x_shape``, from its constant inputs ``args``.
 
@@ -280,11 +285,7 @@ def resolve_node(op_type: str, x_shape: tuple, args: list, attrs: dict, opset: i
     try:
         if op_type == "Resize":
             X, roi, scales, sizes = ([x] + list(args) + [None] * 3)[:4]
-            keys = ("antialias", "axes", "coordinate_transformation_mode", "keep_aspect_ratio_policy", "mode",
-                    "nearest_mode")
-            defaults = dict(antialias=0, axes=None, coordinate_transformation_mode="half_pixel",
-                            keep_aspect_ratio_policy="stretch", mode="nearest", nearest_mode="round_prefer_floor")
-            kw = {k: attrs.get(k, defaults[k]) for k in keys}
+            kw = {**_RESIZE_DEFAULTS, **attrs}  # Resize's own defaults, for the attributes the node leaves out
             plan = _resize_plan(X, roi, scales, sizes, kw["antialias"], kw["axes"],
                                 kw["coordinate_transformation_mode"], kw["keep_aspect_ratio_policy"], kw["mode"],
                                 kw["nearest_mode"], opset)
