@@ -101,8 +101,8 @@ class InferenceSession:
     num_threads : threads for the numba backend's kernels and BLAS; default:
         every core (``minicnn.threads`` decides who owns them).
     layout : "NCHW16c" (default) lets the numba backend's ``run`` keep chains
-        of 1x1 and depthwise convolutions and pools in the channel-blocked
-        layout (``minicnn.layout``); "NCHW" runs every node in the file's
+        of convolutions, pools and resizes in the channel-blocked layout
+        (``minicnn.layout``); "NCHW" runs every node in the file's
         layout. ``steps``, ``intermediates=True`` and the other backends
         always use NCHW.
     """
