@@ -102,7 +102,8 @@ def test_blocked_pointwise_op_with_strides_matches_the_reference(channels, c_out
                op.__name__)
 
 
-@given(channels=st.integers(1, 36), c_out=st.integers(1, 40), height=st.integers(1, 13), width=st.integers(1, 17),
+# c_out up to 80: five output blocks, so a leftover pixel is computed 4 blocks at a time and then 1 (_dense_pixel).
+@given(channels=st.integers(1, 36), c_out=st.integers(1, 80), height=st.integers(1, 13), width=st.integers(1, 17),
        kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)), stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(0, 2)] * 4),
        activation=st.sampled_from(sorted(ACTIVATION_CODES)), with_residual=st.booleans(), nchw_input=st.booleans(),
@@ -427,6 +428,7 @@ def test_threads_split_the_kernels_without_changing_a_bit(channels, monkeypatch)
     w_dw = rng.standard_normal((channels, 1, 3, 3)).astype(np.float32)
     w_pw = rng.standard_normal((24, channels, 1, 1)).astype(np.float32)
     w_dense = rng.standard_normal((40, channels, 3, 3)).astype(np.float32)
+    w_wide = rng.standard_normal((80, channels, 3, 3)).astype(np.float32)  # 5 blocks: leftover pixels 4 + 1 at a time
     xb = cpu_blocked.to_blocked_fast(x)
 
     def everything():
@@ -434,6 +436,7 @@ def test_threads_split_the_kernels_without_changing_a_bit(channels, monkeypatch)
                 Conv_NCHW16c_numba(xb, w_dw, group=channels, pads=[1, 1, 1, 1], activation="Relu"),
                 Conv_NCHW16c_numba(xb, w_pw),
                 Conv_NCHW16c_numba(xb, w_dense, pads=[1, 1, 1, 1]), Conv_NCHW16c_numba(x, w_dense, strides=[2, 2]),
+                Conv_NCHW16c_numba(xb, w_wide, strides=[10, 12], pads=[1, 1, 1, 1]),  # 3x3 pixels: a tile + 1
                 MaxPool_NCHW16c_numba(xb, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
                 AveragePool_NCHW16c_numba(xb, kernel_shape=[2, 2], strides=[2, 2]),
                 Resize_NCHW16c_numba(xb, out_hw=[60, 70], scales=[2.0, 2.0], mode="nearest",

@@ -77,6 +77,15 @@ Versions (each measured in one process against the one before, 1 thread):
    20): 83-106 GFLOP/s, 1.2-4.9x the NCHW kernel, reading NCHW16c or NCHW
    alike; with few output channels the padded lanes cost more than the
    layout gains (see ``minicnn.layout.MIN_LANES_USED``).
+5. ``dense_nchw16c``'s leftover pixels (session 12): the pixels after the
+   last full tile of 8 were computed by one more tile shifted back, up to
+   7 pixels twice, or (fewer than 8 in all) one at a time, one chain of
+   dependent multiply-adds. On a 3x3 image (age model, 256 -> 256) that
+   is 16 pixels' work for 9. Now 1-3 leftover pixels take a tile of 1
+   pixel x 4 output blocks (4 independent sums): 256 -> 256 on 3x3, 182 ->
+   119 us; 128 -> 128 on 7x7, 152 -> 138 us (best of 200). With 4 or more
+   left the shifted tile stays: on 6x6 (4 left) the 1-pixel tile was
+   slower, 116 against 111 us, each leftover pixel re-reading every weight.
 """
 
 from __future__ import annotations
@@ -560,12 +569,16 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
     """
     pixels = oh * ow
     n = p1 - p0
-    # Tiles of 8 from p0; the last one shifted back to end at p1 (recomputing a few pixels, the same values).
-    tiles = -(-n // PIXELS) if n >= PIXELS else 0
+    w_size = taps.size * in_lanes * BLOCK  # weights of one output block
+    # Tiles of 8 from p0. The pixels left over (n % 8) take the 1-pixel tile of _dense_pixel, unless there are
+    # SHIFT_TAIL or more of them: then one more tile, shifted back to end at p1, recomputes a few pixels instead.
+    tiles = n // PIXELS
+    if n % PIXELS >= SHIFT_TAIL and n >= PIXELS:
+        tiles += 1
     for ob in range(ob0, ob1):
         b = load(bias, ob * BLOCK)
         s = load(slope, ob * BLOCK)
-        w_ob = ob * taps.size * in_lanes * BLOCK
+        w_ob = ob * w_size
         out = ob * pixels * BLOCK
         for t in range(tiles):
             p = min(p0 + t * PIXELS, p1 - PIXELS)
@@ -596,17 +609,59 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
             o = out + p * BLOCK
             store_tile(y, o, a0, a1, a2, a3, a4, a5, a6, a7)
             _epilogue(y, o, o + PIXELS * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
-        for p in range(p0 if tiles == 0 else p1, p1):  # fewer than 8 pixels in all: one at a time
-            e = ((p // ow) * sh * wp + (p % ow) * sw) * in_lanes
-            a = b
-            wi = w_ob
-            for tap in taps:
-                for k in range(in_lanes):
-                    a = fma(broadcast(x, e + tap + k), load(wb, wi), a)
-                    wi += BLOCK
-            o = out + p * BLOCK
-            store(y, o, a)
-            _epilogue(y, o, o + BLOCK, residual, has_residual, code, alpha, s, lo, hi)
+    for p in range(p0 + tiles * PIXELS, p1):  # the leftover pixels, if no shifted tile took them
+        e = ((p // ow) * sh * wp + (p % ow) * sw) * in_lanes
+        ob = ob0
+        while ob < ob1:
+            group = 4 if ob1 - ob >= 4 else 1
+            _dense_pixel(x, wb, bias, y, taps, in_lanes, e, ob, group, w_size, pixels, p)
+            for q in range(ob, ob + group):
+                o = (q * pixels + p) * BLOCK
+                _epilogue(y, o, o + BLOCK, residual, has_residual, code, alpha, load(slope, q * BLOCK), lo, hi)
+            ob += group
+
+
+# A tile of 8 pixels computes 8 pixels whatever the count left over; the 1-pixel tile of _dense_pixel costs about
+# one pixel's worth per pixel (4 output blocks at once, so 4 independent sums: the FMA latency is hidden). One
+# shifted tile takes the leftovers once there are this many of them.
+SHIFT_TAIL = 4
+
+
+@njit(inline="always")
+def _dense_pixel(x, wb, bias, y, taps, in_lanes, e, ob, group, w_size, pixels, p):
+    """Output pixel ``p`` (first tap at input offset ``e``) of blocks ``ob:ob+group``, group 4 or 1; no epilogue.
+
+    Four blocks give four accumulators fed by one broadcast input value
+    each step, a register tile of 1 pixel x 64 channels; one block alone
+    is a single chain of dependent FMAs (its latency, not its throughput).
+    """
+    if group == 4:
+        a0 = load(bias, ob * BLOCK)
+        a1 = load(bias, (ob + 1) * BLOCK)
+        a2 = load(bias, (ob + 2) * BLOCK)
+        a3 = load(bias, (ob + 3) * BLOCK)
+        wi = ob * w_size
+        for tp in range(taps.size):
+            for k in range(in_lanes):
+                v = broadcast(x, e + taps[tp] + k)
+                a0 = fma(v, load(wb, wi), a0)
+                a1 = fma(v, load(wb, wi + w_size), a1)
+                a2 = fma(v, load(wb, wi + 2 * w_size), a2)
+                a3 = fma(v, load(wb, wi + 3 * w_size), a3)
+                wi += BLOCK
+        o = (ob * pixels + p) * BLOCK
+        store(y, o, a0)
+        store(y, o + pixels * BLOCK, a1)
+        store(y, o + 2 * pixels * BLOCK, a2)
+        store(y, o + 3 * pixels * BLOCK, a3)
+    else:
+        a = load(bias, ob * BLOCK)
+        wi = ob * w_size
+        for tp in range(taps.size):
+            for k in range(in_lanes):
+                a = fma(broadcast(x, e + taps[tp] + k), load(wb, wi), a)
+                wi += BLOCK
+        store(y, (ob * pixels + p) * BLOCK, a)
 
 
 @functools.lru_cache(maxsize=512)
