@@ -28,7 +28,7 @@ that releases the GIL. No minicnn kernel uses ``prange``: besides the
 fights above, launching a ``prange`` loop on the ``workqueue`` layer cost
 about 90 microseconds even on one thread (measured), more than the whole
 pooling or activation layer of a small model. ``run_parallel`` hands a job
-to helper threads that spin for about half a millisecond after each job,
+to helper threads that spin for about a millisecond after each job,
 with the GIL released, before they sleep (see :class:`_Helpers`: a
 sleeping thread takes 16 us or more to wake here); work too small to be
 worth even a fast hand-off stays on the calling thread. Free threads take
@@ -234,11 +234,16 @@ class _SharedWork:
 
 
 # How long an idle helper thread, and a caller waiting for the helpers, spin before they sleep: reads of
-# a flag, about 0.5 ns each here, so about half a millisecond (see _Helpers).
+# a flag, each with its test, about 1 ns here (1M took 0.98 ms), so about a millisecond (see _Helpers).
 SPIN_READS = 1_000_000
-# How long a helper that has seen a job, and a caller that has seen its job done, go on spinning before
-# they take the GIL back (about 2 us; see _Helpers).
-HANDOFF_DELAY_READS = 4_000
+# How long a helper that has seen a job goes on reading before it takes the GIL: untested reads, about 0.3 ns
+# each (20000 took 5.9 us), so about 6 us. The caller has to get from publishing the job into its first
+# chunk's kernel (claiming it, the chunk's Python wrapper, Numba unboxing a kernel's 20-odd arguments) before
+# the helper takes the GIL, or the helper sleeps until the GIL is released again.
+HELPER_START_DELAY_READS = 20_000
+# The most a caller whose job is done waits for the helpers to be back in their spin: about 0.1 ms; normally a
+# few microseconds, the helper's few lines of Python after its last chunk.
+RETURN_WAIT_READS = 100_000
 _JOB, _DONE = 0, 8  # indexes into _Helpers.flags, 64 bytes apart: different cache lines
 
 
@@ -254,17 +259,27 @@ class _Helpers:
     of 246 us: 427 -> 349 us; medians of 300, the two pools one after the
     other; chunks of 1 us, which no kernel hands out, got slower: 24 -> 45
     us). Now the caller publishes a job by bumping ``flags[_JOB]``; a
-    helper that is spinning
-    (:func:`minicnn.kernels.spin.wait_while_equal`, inside Numba with the
-    GIL released) sees it at once and takes chunks; the caller takes chunks
-    too, then spins on ``flags[_DONE]`` until the last chunk is finished.
-    Both go on spinning ``HANDOFF_DELAY_READS`` reads after what they wait
-    for, so the other thread is back in its GIL-free code before they take
-    the GIL: a thread that finds the GIL held sleeps until it is released,
-    the very wake-up this avoids (measured: a helper started its chunk 27
+    helper that is spinning (:func:`minicnn.kernels.spin.wait_for_job`,
+    inside Numba with the GIL released) sees it at once and takes chunks;
+    the caller takes chunks too, then spins on ``flags[_DONE]`` until the
+    last chunk is finished.
+
+    The GIL is the hazard: a thread that finds it held sleeps until it is
+    released, the very wake-up this pool avoids. So each side waits, GIL
+    released, until the other no longer needs it. A helper that has seen a
+    job spins ``HELPER_START_DELAY_READS`` more reads, so the caller is in
+    its first chunk's kernel first (measured: a helper started its chunk 27
     us after the job was published without the delay, 8 us with it). A
-    helper that has seen no job for ``SPIN_READS`` reads sleeps on a
-    condition (the old cost, once) so an idle process does not burn a core.
+    caller whose job is done waits until every helper is back in its spin
+    (each helper's ``out_of_spin`` flag) before it goes on to its next
+    Python work. Before it did, a helper still running its last few lines
+    of Python slept on the GIL until the caller's next kernel released it:
+    measured on 2 threads over 30 runs, from a job's publication to the
+    helper running Python for it took 39-58 us (median; age model, 330
+    jobs, two runs) and 53 us (SCRFD at 640, 870 jobs); with the wait,
+    4.8-5.6 us and 8.6 us. A helper that has seen no job for
+    ``SPIN_READS`` reads sleeps on a condition (the old cost, once) so an
+    idle process does not burn a core.
     """
 
     def __init__(self):
@@ -276,33 +291,40 @@ class _Helpers:
         self.sleeping = 0
         self.busy = threading.Lock()  # one job at a time; another caller runs its job itself
         self.threads: list[threading.Thread] = []
+        self.out_of_spin: list = []  # per helper: [0] is 1 while it is away from its spin (see spin.wait_for_job)
 
     def ensure(self, n: int) -> None:
         """Have at least ``n`` helper threads."""
+        import numpy as np
+
         while len(self.threads) < n:
-            thread = threading.Thread(target=self._loop, name=f"minicnn-{len(self.threads)}", daemon=True)
+            out_of_spin = np.zeros(8, dtype=np.int64)  # 64 bytes: a cache line of its own
+            thread = threading.Thread(target=self._loop, args=(out_of_spin,), name=f"minicnn-{len(self.threads)}",
+                                      daemon=True)
             thread.start()
             self.threads.append(thread)
+            self.out_of_spin.append(out_of_spin)
 
-    def _loop(self) -> None:
-        from .kernels.spin import wait_while_equal
+    def _loop(self, out_of_spin) -> None:
+        from .kernels.spin import wait_for_job
 
         seen = 0
         while True:
             # Having seen a job, go on spinning a little: the caller reaches its own first chunk, where it
             # releases the GIL, before this thread takes the GIL back. A thread that finds the GIL held
             # sleeps until it is released: a wake-up, 16 us or more (the delay this pool exists to avoid).
-            if not wait_while_equal(self.flags, _JOB, seen, SPIN_READS, HANDOFF_DELAY_READS):
+            if not wait_for_job(self.flags, _JOB, seen, out_of_spin, SPIN_READS, HELPER_START_DELAY_READS):
                 with self.wake:
                     self.sleeping += 1
                     while self.flags[_JOB] == seen:
                         self.wake.wait()
                     self.sleeping -= 1
+                out_of_spin[0] = 1
             seen = int(self.flags[_JOB])
             self.job.join()  # the newest job (a finished one has no chunks left)
 
     def run(self, task: Callable[[int], None], n_chunks: int, helpers: int) -> None:
-        from .kernels.spin import wait_until_at_least
+        from .kernels.spin import wait_until_at_least, wait_while_equal
 
         if not self.busy.acquire(blocking=False):  # another Python thread's job is running: do this one here
             for chunk in range(n_chunks):
@@ -317,8 +339,13 @@ class _Helpers:
                 with self.wake:
                     self.wake.notify_all()
             work.work(first)
-            if not wait_until_at_least(self.flags, _DONE, seq, SPIN_READS, HANDOFF_DELAY_READS):
+            if not wait_until_at_least(self.flags, _DONE, seq, SPIN_READS, 0):
                 work.wait()
+            # Let the helpers get back into their spin before this thread takes the GIL for its next Python work:
+            # a helper that needs the GIL while the caller runs Python sleeps until the caller's next kernel, and
+            # then starts the next job late (measured inside the age model: 50-65 us late on 2 threads).
+            for out_of_spin in self.out_of_spin:
+                wait_while_equal(out_of_spin, 0, 1, RETURN_WAIT_READS, 0)
         finally:
             self.busy.release()
         if work.error is not None:

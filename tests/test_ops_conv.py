@@ -244,6 +244,21 @@ def test_spin_waits_see_a_change_and_time_out():
     timer.join()
 
 
+def test_a_helper_says_when_it_is_out_of_its_spin():
+    """``wait_for_job`` marks ``busy[0]`` 0 while it spins and 1 once it has seen the job (threads._Helpers)."""
+    from minicnn.kernels import spin
+
+    flags, busy = np.zeros(16, dtype=np.int64), np.ones(8, dtype=np.int64)
+    assert not spin.wait_for_job(flags, 0, 0, busy, 1000, 0)
+    assert busy[0] == 0  # timed out while spinning: not busy
+    flags[0] = 1
+    assert spin.wait_for_job(flags, 0, 0, busy, 1000, 10)
+    assert busy[0] == 1  # saw the job: out of its spin until it spins again
+    with threads.limit(2):  # jobs still finish now that the caller waits for its helpers to spin again
+        for _ in range(50):
+            threads.run_parallel(lambda k: None, 4)
+
+
 def test_registry_has_both_backends():
     for op in ("Conv", "FusedConv"):
         assert get_op(op, "numpy") is not get_op(op, "numba")

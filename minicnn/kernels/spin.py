@@ -19,7 +19,7 @@ acquire load, which LLVM must repeat and which orders the reads after it.
 
 from __future__ import annotations
 
-from numba import njit
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -34,6 +34,40 @@ def _atomic_load(typingctx, array, index):
         return builder.load_atomic(pointer, "acquire", array_type.dtype.bitwidth // 8)
 
     return array.dtype(array, index), codegen
+
+
+@intrinsic
+def _atomic_store(typingctx, array, index, value):
+    """``array[index] = value``, written to memory at once and after every earlier write (a release store)."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
+        item = context.cast(builder, args[2], signature.args[2], array_type.dtype)
+        builder.store_atomic(item, pointer, "release", array_type.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(array, index, value), codegen
+
+
+@njit(nogil=True, cache=True)
+def wait_for_job(flags, index, value, busy, max_reads, then_reads):
+    """A helper thread's :func:`wait_while_equal` that also says whether it is out of its spin.
+
+    ``busy[0]`` is 0 while it spins (set on entry, with the GIL already
+    released) and 1 from the moment it has seen ``flags[index]`` change,
+    until it calls this again. A caller that waits for ``busy[0] == 0``
+    before it takes the GIL knows the helper does not need the GIL any
+    more: it is spinning again, not about to sleep on a GIL the caller holds.
+    """
+    _atomic_store(busy, 0, 0)
+    for _ in range(max_reads):
+        if _atomic_load(flags, index) != value:
+            _atomic_store(busy, 0, 1)
+            for _ in range(then_reads):
+                _atomic_load(flags, index)
+            return True
+    return False
 
 
 @njit(nogil=True, cache=True)
