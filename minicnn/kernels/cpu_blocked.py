@@ -579,7 +579,9 @@ def dense_nchw16c(x, wb, bias, slope, y, taps, in_lanes, wp, oh, ow, sh, sw, cod
     so each keeps its own input offset (``e0..e7``) and a tap is one offset
     added to all eight: the input was padded beforehand, so no tap needs a
     bounds test. Weights are read in storage order, one vector after the
-    next.
+    next. The 1-7 pixels after the last full tile take one more tile
+    shifted back (4 or more of them) or :func:`_dense_pixel`'s tile of one
+    pixel x 4 output blocks (fewer; see :data:`SHIFT_TAIL`).
     """
     pixels = oh * ow
     n = p1 - p0
