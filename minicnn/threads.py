@@ -270,7 +270,7 @@ class _Helpers:
     of 246 us: 427 -> 349 us; medians of 300, the two pools one after the
     other; chunks of 1 us, which no kernel hands out, got slower: 24 -> 45
     us). Now the caller publishes a job by bumping ``flags[_JOB]``; a
-    helper that is spinning (:func:`minicnn.kernels.spin.wait_for_job`,
+    helper that is spinning (:func:`minicnn.kernels.spin.wait_while_equal`,
     inside Numba with the GIL released) sees it at once and takes chunks;
     the caller takes chunks too, then spins on ``flags[_DONE]`` until the
     last chunk is finished.
@@ -302,7 +302,7 @@ class _Helpers:
         self.sleeping = 0
         self.busy = threading.Lock()  # one job at a time; another caller runs its job itself
         self.threads: list[threading.Thread] = []
-        self.out_of_spin: list = []  # per helper: [0] is 1 while it is away from its spin (see spin.wait_for_job)
+        self.out_of_spin: list = []  # per helper: [0] is 1 while it is away from its spin (see spin.wait_while_equal)
 
     def ensure(self, n: int) -> None:
         """Have at least ``n`` helper threads."""
@@ -317,14 +317,14 @@ class _Helpers:
             self.out_of_spin.append(out_of_spin)
 
     def _loop(self, out_of_spin) -> None:
-        from .kernels.spin import wait_for_job
+        from .kernels.spin import wait_while_equal
 
         seen = 0
         while True:
             # Having seen a job, go on spinning a little: the caller reaches its own first chunk, where it
             # releases the GIL, before this thread takes the GIL back. A thread that finds the GIL held
             # sleeps until it is released: a wake-up, 16 us or more (the delay this pool exists to avoid).
-            if not wait_for_job(self.flags, _JOB, seen, out_of_spin, SPIN_READS, HELPER_START_DELAY_READS):
+            if not wait_while_equal(self.flags, _JOB, seen, SPIN_READS, HELPER_START_DELAY_READS, out_of_spin):
                 with self.wake:
                     self.sleeping += 1
                     while self.flags[_JOB] == seen:

@@ -245,14 +245,14 @@ def test_spin_waits_see_a_change_and_time_out():
 
 
 def test_a_helper_says_when_it_is_out_of_its_spin():
-    """``wait_for_job`` marks ``busy[0]`` 0 while it spins and 1 once it has seen the job (threads._Helpers)."""
+    """``wait_while_equal(..., busy)`` marks ``busy[0]``: 0 while it spins, 1 once it has seen the job."""
     from minicnn.kernels import spin
 
     flags, busy = np.zeros(16, dtype=np.int64), np.ones(8, dtype=np.int64)
-    assert not spin.wait_for_job(flags, 0, 0, busy, 1000, 0)
+    assert not spin.wait_while_equal(flags, 0, 0, 1000, 0, busy)
     assert busy[0] == 0  # timed out while spinning: not busy
     flags[0] = 1
-    assert spin.wait_for_job(flags, 0, 0, busy, 1000, 10)
+    assert spin.wait_while_equal(flags, 0, 0, 1000, 10, busy)
     assert busy[0] == 1  # saw the job: out of its spin until it spins again
     with threads.limit(2):  # jobs still finish now that the caller waits for its helpers to spin again
         for _ in range(50):

@@ -51,35 +51,25 @@ def _atomic_store(typingctx, array, index, value):
 
 
 @njit(nogil=True, cache=True)
-def wait_for_job(flags, index, value, busy, max_reads, then_reads):
-    """A helper thread's :func:`wait_while_equal` that also says whether it is out of its spin.
-
-    ``busy[0]`` is 0 while it spins (set on entry, with the GIL already
-    released) and 1 from the moment it has seen ``flags[index]`` change,
-    until it calls this again. A caller that waits for ``busy[0] == 0``
-    before it takes the GIL knows the helper does not need the GIL any
-    more: it is spinning again, not about to sleep on a GIL the caller holds.
-    """
-    _atomic_store(busy, 0, 0)
-    for _ in range(max_reads):
-        if _atomic_load(flags, index) != value:
-            _atomic_store(busy, 0, 1)
-            for _ in range(then_reads):
-                _atomic_load(flags, index)
-            return True
-    return False
-
-
-@njit(nogil=True, cache=True)
-def wait_while_equal(flags, index, value, max_reads, then_reads=0):
+def wait_while_equal(flags, index, value, max_reads, then_reads=0, busy=None):
     """Spin until ``flags[index] != value``; True if that happened within ``max_reads`` reads.
 
     After the change it goes on reading for ``then_reads`` more reads before
     it returns (and the caller takes the GIL back): a delay spent here, GIL
     released, rather than asleep waiting for a GIL that another thread holds.
+
+    ``busy`` (a helper thread's flag, or None): ``busy[0]`` is set to 0 on
+    entry, with the GIL already released, and to 1 the moment the change is
+    seen, so it stays 1 until this thread spins here again. Whoever waits
+    for ``busy[0] == 0`` before taking the GIL knows this thread no longer
+    needs the GIL: it is spinning, not about to sleep on a GIL held elsewhere.
     """
+    if busy is not None:
+        _atomic_store(busy, 0, 0)
     for _ in range(max_reads):
         if _atomic_load(flags, index) != value:
+            if busy is not None:
+                _atomic_store(busy, 0, 1)
             for _ in range(then_reads):
                 _atomic_load(flags, index)
             return True
