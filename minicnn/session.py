@@ -48,6 +48,13 @@ LAYOUTS = ("NCHW16c", "NCHW")
 MAX_CACHED_SHAPES = 8  # plans kept per session (one per distinct input shape), least recently used dropped
 
 
+def _ops_for(graph: Graph, backend: str) -> tuple[dict, dict]:
+    """The op function of each op type in ``graph`` on ``backend``, and the preparers of those that have one."""
+    fns = {n.op_type: get_op(n.op_type, backend) for n in graph.nodes}
+    preparers = {op: get_preparer(op, backend) for op in fns}
+    return fns, {op: prepare for op, prepare in preparers.items() if prepare is not None}
+
+
 @dataclass
 class ShapePlans:
     """What a session keeps per input shape (see ``InferenceSession.run``)."""
@@ -119,9 +126,7 @@ class InferenceSession:
         self._check_supported(self.model_graph)
         self.graph = optimize_graph(self.model_graph) if optimize else self.model_graph
         kernel_backend = "numba" if backend == "cuda" else backend
-        self._fns = {n.op_type: get_op(n.op_type, kernel_backend) for n in self.graph.nodes}
-        preparers = {op: get_preparer(op, kernel_backend) for op in self._fns}
-        self._preparers = {op: prepare for op, prepare in preparers.items() if prepare is not None}
+        self._fns, self._preparers = _ops_for(self.graph, kernel_backend)
         self._plans: OrderedDict[tuple, ShapePlans] = OrderedDict()  # by input shapes and dtypes
         if backend in ("numba", "cuda"):
             from . import threads
@@ -193,9 +198,8 @@ class InferenceSession:
         graph = block_graph(plan.graph, shapes)
         if graph is None:
             return None
-        fns = {n.op_type: get_op(n.op_type, "numba") for n in graph.nodes}
-        preparers = {op: get_preparer(op, "numba") for op in fns}
-        fast, _ = build_plan(graph, fns, feeds, {op: p for op, p in preparers.items() if p is not None})
+        fns, preparers = _ops_for(graph, "numba")
+        fast, _ = build_plan(graph, fns, feeds, preparers)
         return fast
 
     # -- stepping -------------------------------------------------------------------
