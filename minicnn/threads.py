@@ -354,7 +354,7 @@ class _Helpers:
                 work.wait()
             # Let the helpers get back into their spin before this thread takes the GIL for its next Python work:
             # a helper that needs the GIL while the caller runs Python sleeps until the caller's next kernel, and
-            # then starts the next job late (measured inside the age model: 50-65 us late on 2 threads).
+            # then starts the next job late (measured: see the class docstring).
             for out_of_spin in self.out_of_spin:
                 wait_while_equal(out_of_spin, 0, 1, RETURN_WAIT_READS, 0)
         finally:

@@ -327,7 +327,6 @@ def pointwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, s
     for i in range(n):
         x_i, y_i = xb[i].reshape(-1), y[i].reshape(-1)
         res = residual[i].reshape(-1) if has_res else y_i  # never read without a residual
-
         _run_chunks(lambda p0, p1, x_i=x_i, y_i=y_i, res=res: pointwise_nchw16c(
             x_i, wb, bias16, slope16, y_i, pixels, code, alpha, lo, hi, res, has_res, 0, mb, p0, p1), ranges)
     return y
