@@ -75,8 +75,8 @@ def _call(node: Node, fn: Callable, args: list, kwargs: dict) -> tuple:
             f"node {node.name!r} ({node.op_type}) failed on inputs [{_describe(args)}]: {exc}"
         ) from exc
     results = result if isinstance(result, tuple) else (result,)
-    wanted = [o for o in node.outputs if o]
     if len(results) < len(node.outputs) and any(node.outputs[len(results):]):
+        wanted = [o for o in node.outputs if o]
         raise UnsupportedOpError(
             f"node {node.name!r} ({node.op_type}) asks for {len(wanted)} outputs "
             f"{node.outputs}; minicnn's {node.op_type} produces only {len(results)} (inference form)"
@@ -109,12 +109,22 @@ class Plan:
         env = dict(feeds)
         consts = self.constants
         opset = graph.opset
+        # Plain loops, not comprehensions: this loop is the whole Python cost of a step (about 1 us), and in
+        # Python 3.11 each comprehension is a function call of its own.
         for step in self.steps:
             node = step.node
-            args = [env[n] if n in env else consts[n] if n else None for n in node.inputs]
-            if step.prepared is not None and [args[i].shape for i in step.dynamic] == step.shapes:
-                results = _call(node, step.prepared, args, {})
-            else:  # not prepared, or a shape that depends on the data (a Reshape to a computed shape)
+            args = []
+            for n in node.inputs:
+                args.append(env[n] if n in env else consts[n] if n else None)
+            prepared = step.prepared
+            if prepared is not None:
+                for i, shape in zip(step.dynamic, step.shapes):
+                    if args[i].shape != shape:
+                        prepared = None  # a shape that depends on the data (a Reshape to a computed shape)
+                        break
+            if prepared is not None:
+                results = _call(node, prepared, args, {})
+            else:
                 results = run_node(node, step.fn, args, opset)
             for name, value in zip(node.outputs, results):
                 if name:

@@ -297,39 +297,61 @@ def _cut_rows(planes: int, rows: int, pieces: int) -> tuple[tuple[int, int, int,
     return tuple((0, planes, a, b) for a, b in zip(cuts, cuts[1:]) if b > a)
 
 
-def _run_chunks(task, chunks) -> None:
-    """``task(*chunk)`` for every chunk, on minicnn's threads (one chunk: called here, nothing handed out)."""
+def _run_chunks(kernel, args: tuple, chunks) -> None:
+    """``kernel(*args, *chunk)`` for every chunk, on minicnn's threads (one chunk: called here, nothing handed out)."""
     if len(chunks) == 1:
-        task(*chunks[0])
+        kernel(*args, *chunks[0])
     else:
-        threads.run_parallel(lambda k: task(*chunks[k]), len(chunks))
+        threads.run_parallel(lambda k: kernel(*args, *chunks[k]), len(chunks))
+
+
+def _scalars(activation: str, alpha: float, lo: float, hi: float) -> tuple:
+    """An epilogue's arguments as the kernels take them: activation code, then float32 alpha and clip bounds."""
+    return ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
 
 
 def pointwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None = None,
                            activation: str = "", alpha: float = 0.01, lo: float = -np.inf, hi: float = np.inf,
-                           residual: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                           residual: np.ndarray | None = None) -> np.ndarray:
     """``activation(conv1x1(xb) + bias + residual)`` in NCHW16c: ``(N, CB, H, W, 16)`` -> ``(N, MB, H, W, 16)``.
 
     ``wb, bias16, slope16`` as returned by :func:`blocked_pointwise_weights`;
     ``residual`` None or of the output's blocked shape. Large layers are
     split into pixel ranges between minicnn's threads (``threads.run_parallel``).
     """
-    n, cb, h, w_, _ = xb.shape
+    return pointwise_runner(xb.shape, wb, bias16, slope16, activation, alpha, lo, hi)(xb, residual)
+
+
+def pointwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None = None,
+                     activation: str = "", alpha: float = 0.01, lo: float = -np.inf, hi: float = np.inf):
+    """:func:`pointwise_conv_blocked` for inputs of shape ``x_shape``: ``run(xb, residual=None)``.
+
+    Everything that depends only on the shapes and weights (checks, output
+    shape, work split, the kernel's scalar arguments) is done here once; a
+    session prepares each layer this way, so a call costs little more than
+    the kernel. The same holds for the other ``*_runner`` functions below.
+    """
+    n, cb, h, w_, _ = x_shape
     if wb.shape[1] != cb * BLOCK:
         raise ValueError(f"pointwise_conv_blocked: weights for {wb.shape[1]} input channels, input has {cb * BLOCK}")
     mb = wb.shape[0]
     pixels = h * w_
-    y = np.empty((n, mb, h, w_, BLOCK), dtype=np.float32) if out is None else out
+    out_shape = (n, mb, h, w_, BLOCK)
     slope16 = bias16 if slope16 is None else slope16
-    has_res = residual is not None
-    code, alpha, lo, hi = ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
-    ranges = _pixel_ranges(pixels, pixels * cb * mb * BLOCK * BLOCK >= MIN_PARALLEL_MACS)
-    for i in range(n):
-        x_i, y_i = xb[i].reshape(-1), y[i].reshape(-1)
-        res = residual[i].reshape(-1) if has_res else y_i  # never read without a residual
-        _run_chunks(lambda p0, p1, x_i=x_i, y_i=y_i, res=res: pointwise_nchw16c(
-            x_i, wb, bias16, slope16, y_i, pixels, code, alpha, lo, hi, res, has_res, 0, mb, p0, p1), ranges)
-    return y
+    code, alpha, lo, hi = _scalars(activation, alpha, lo, hi)
+    parallel = pixels * cb * mb * BLOCK * BLOCK >= MIN_PARALLEL_MACS
+
+    def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        y = np.empty(out_shape, dtype=np.float32)
+        ranges = _pixel_ranges(pixels, parallel)
+        for i in range(n):
+            y_i = y[i].reshape(-1)
+            res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
+            _run_chunks(pointwise_nchw16c, (xb[i].reshape(-1), wb, bias16, slope16, y_i, pixels, code, alpha, lo,
+                                            hi, res, residual is not None, 0, mb), ranges)
+        return y
+
+    return run
 
 
 # ---------------------------------------------------------------------------
@@ -376,8 +398,7 @@ def to_blocked_fast(x: np.ndarray) -> np.ndarray:
     """:func:`to_blocked` by a Numba kernel (the same result, bit for bit), split between threads when large."""
     n, c, h, w = x.shape
     y = np.empty((n, blocks(c), h, w, BLOCK), dtype=np.float32)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    _run_chunks(lambda q0, q1, r0, r1: _to_blocked_planes(x, y, q0, q1, r0, r1),
+    _run_chunks(_to_blocked_planes, (np.ascontiguousarray(x, dtype=np.float32), y),
                 _plane_chunks(n * blocks(c), h, y.size >= MIN_PARALLEL_VALUES))
     return y
 
@@ -386,8 +407,7 @@ def from_blocked_fast(xb: np.ndarray, channels: int) -> np.ndarray:
     """:func:`from_blocked` by a Numba kernel (the same result, bit for bit), split between threads when large."""
     n, _, h, w, _ = xb.shape
     y = np.empty((n, channels, h, w), dtype=np.float32)
-    _run_chunks(lambda q0, q1, r0, r1: _from_blocked_planes(xb, y, q0, q1, r0, r1),
-                _plane_chunks(n * channels, h, y.size >= MIN_PARALLEL_VALUES))
+    _run_chunks(_from_blocked_planes, (xb, y), _plane_chunks(n * channels, h, y.size >= MIN_PARALLEL_VALUES))
     return y
 
 
@@ -495,28 +515,41 @@ def _depthwise_pixel(x, wb, y, b, x_q, w_q, out_row, top, oj, u0, u1, w, kw, sw,
 def depthwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None,
                            strides: tuple[int, int], pads: tuple[int, int, int, int], out_hw: tuple[int, int],
                            activation: str = "", alpha: float = 0.01, lo: float = -np.inf, hi: float = np.inf,
-                           residual: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                           residual: np.ndarray | None = None) -> np.ndarray:
     """``activation(depthwise_conv(xb) + bias + residual)`` in NCHW16c, dilation 1; pads (top, left, bottom, right).
 
     ``wb, bias16, slope16`` from :func:`blocked_depthwise_weights`. Blocks
     are split between minicnn's threads when the layer is large.
     """
-    n, cb, h, w, _ = xb.shape
+    return depthwise_runner(xb.shape, wb, bias16, slope16, strides, pads, out_hw, activation, alpha, lo,
+                            hi)(xb, residual)
+
+
+def depthwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None,
+                     strides: tuple[int, int], pads: tuple[int, int, int, int], out_hw: tuple[int, int],
+                     activation: str = "", alpha: float = 0.01, lo: float = -np.inf, hi: float = np.inf):
+    """:func:`depthwise_conv_blocked` for inputs of shape ``x_shape``: ``run(xb, residual=None)`` (see
+    :func:`pointwise_runner`)."""
+    n, cb, h, w, _ = x_shape
     kh, kw = wb.shape[1], wb.shape[2]
     if wb.shape[0] != cb:
         raise ValueError(f"depthwise_conv_blocked: weights for {wb.shape[0]} channel blocks, input has {cb}")
     oh, ow = out_hw
-    y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32) if out is None else out
+    out_shape = (n, cb, oh, ow, BLOCK)
     slope16 = bias16 if slope16 is None else slope16
-    has_res = residual is not None
-    x_f, y_f, w_f = xb.reshape(-1), y.reshape(-1), wb.reshape(-1)
-    res = residual.reshape(-1) if has_res else y_f
-    code, alpha, lo, hi = ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
-    _run_chunks(lambda q0, q1, r0, r1: depthwise_nchw16c(x_f, w_f, bias16, slope16, y_f, h, w, oh, ow, kh, kw,
-                                                         strides[0], strides[1], pads[0], pads[1], code, alpha, lo,
-                                                         hi, res, has_res, q0, q1, r0, r1),
-                _plane_chunks(n * cb, oh, y.size * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS))
-    return y
+    geometry = (h, w, oh, ow, kh, kw, strides[0], strides[1], pads[0], pads[1]) + _scalars(activation, alpha, lo, hi)
+    w_f = wb.reshape(-1)
+    parallel = n * cb * oh * ow * BLOCK * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS
+
+    def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        y = np.empty(out_shape, dtype=np.float32)
+        y_f = y.reshape(-1)
+        res = y_f if residual is None else residual.reshape(-1)  # never read without a residual
+        _run_chunks(depthwise_nchw16c, (xb.reshape(-1), w_f, bias16, slope16, y_f, *geometry, res,
+                                        residual is not None), _plane_chunks(n * cb, oh, parallel))
+        return y
+
+    return run
 
 
 # ---------------------------------------------------------------------------
@@ -735,28 +768,43 @@ def dense_conv_blocked(x: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope1
     taps lie inside it. Large layers are split between minicnn's threads
     by pixel ranges (and output blocks, when the image is small).
     """
-    in_lanes = BLOCK if x.ndim == 5 else 1
+    return dense_runner(x.shape, wb, bias16, slope16, strides, pads, dilations, out_hw, activation, alpha, lo,
+                        hi)(x, residual)
+
+
+def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None,
+                 strides: tuple[int, int], pads: tuple[int, int, int, int], dilations: tuple[int, int],
+                 out_hw: tuple[int, int], activation: str = "", alpha: float = 0.01, lo: float = -np.inf,
+                 hi: float = np.inf):
+    """:func:`dense_conv_blocked` for inputs of shape ``x_shape``: ``run(x, residual=None)`` (see
+    :func:`pointwise_runner`)."""
+    in_lanes = BLOCK if len(x_shape) == 5 else 1
     mb, in_blocks, kh, kw = wb.shape[:4]
-    if wb.shape[4] != in_lanes or x.shape[1] != in_blocks:
-        raise ValueError(f"dense_conv_blocked: weights {list(wb.shape)} do not fit the input {list(x.shape)}")
-    n = x.shape[0]
+    if wb.shape[4] != in_lanes or x_shape[1] != in_blocks:
+        raise ValueError(f"dense_conv_blocked: weights {list(wb.shape)} do not fit the input {list(x_shape)}")
+    n = x_shape[0]
     oh, ow = out_hw
-    xp = _pad_input(x, pads)
-    taps = dense_taps(in_blocks, (kh, kw), tuple(dilations), xp.shape[2:4], in_lanes)
-    y = np.empty((n, mb, oh, ow, BLOCK), dtype=np.float32)
+    hp, wp = x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]
+    taps = dense_taps(in_blocks, (kh, kw), tuple(dilations), (hp, wp), in_lanes)
+    out_shape = (n, mb, oh, ow, BLOCK)
     slope16 = bias16 if slope16 is None else slope16
-    has_res = residual is not None
     w_f = wb.reshape(-1)
-    code, alpha, lo, hi = ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
-    pixels, wp = oh * ow, xp.shape[3]
-    chunks = _pixel_and_block_chunks(pixels, mb, pixels * wb.size >= MIN_PARALLEL_MACS)
-    for i in range(n):
-        x_i, y_i = xp[i].reshape(-1), y[i].reshape(-1)
-        res = residual[i].reshape(-1) if has_res else y_i  # never read without a residual
-        _run_chunks(lambda ob0, ob1, p0, p1, x_i=x_i, y_i=y_i, res=res: dense_nchw16c(
-            x_i, w_f, bias16, slope16, y_i, taps, in_lanes, wp, oh, ow, strides[0], strides[1], code, alpha, lo, hi,
-            res, has_res, ob0, ob1, p0, p1), chunks)
-    return y
+    pixels = oh * ow
+    middle = (taps, in_lanes, wp, oh, ow, strides[0], strides[1]) + _scalars(activation, alpha, lo, hi)
+    parallel = pixels * wb.size >= MIN_PARALLEL_MACS
+
+    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        xp = _pad_input(x, pads)
+        y = np.empty(out_shape, dtype=np.float32)
+        chunks = _pixel_and_block_chunks(pixels, mb, parallel)
+        for i in range(n):
+            y_i = y[i].reshape(-1)
+            res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
+            _run_chunks(dense_nchw16c, (xp[i].reshape(-1), w_f, bias16, slope16, y_i, *middle, res,
+                                        residual is not None), chunks)
+        return y
+
+    return run
 
 
 # ---------------------------------------------------------------------------
@@ -810,15 +858,25 @@ def pool_nchw16c(x, y, h, w, oh, ow, kh, kw, sh, sw, pt, pl, average, count_incl
 def pool_blocked(xb: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], pads: tuple[int, int, int, int],
                  out_hw: tuple[int, int], average: bool = False, count_include_pad: bool = False) -> np.ndarray:
     """Max (or average) pooling of NCHW16c ``xb``, dilation 1, pads (top, left, bottom, right); split when large."""
-    n, cb, h, w, _ = xb.shape
+    return pool_runner(xb.shape, kernel, strides, pads, out_hw, average, count_include_pad)(xb)
+
+
+def pool_runner(x_shape: tuple, kernel: tuple[int, int], strides: tuple[int, int], pads: tuple[int, int, int, int],
+                out_hw: tuple[int, int], average: bool = False, count_include_pad: bool = False):
+    """:func:`pool_blocked` for inputs of shape ``x_shape``: ``run(xb)`` (see :func:`pointwise_runner`)."""
+    n, cb, h, w, _ = x_shape
     oh, ow = out_hw
-    y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32)
-    x_f, y_f = xb.reshape(-1), y.reshape(-1)
-    _run_chunks(lambda q0, q1, r0, r1: pool_nchw16c(x_f, y_f, h, w, oh, ow, kernel[0], kernel[1], strides[0],
-                                                    strides[1], pads[0], pads[1], average, count_include_pad,
-                                                    h + pads[2], w + pads[3], q0, q1, r0, r1),
-                _plane_chunks(n * cb, oh, xb.size >= MIN_PARALLEL_VALUES))
-    return y
+    out_shape = (n, cb, oh, ow, BLOCK)
+    geometry = (h, w, oh, ow, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], bool(average),
+                bool(count_include_pad), h + pads[2], w + pads[3])
+    parallel = n * cb * h * w * BLOCK >= MIN_PARALLEL_VALUES
+
+    def run(xb: np.ndarray) -> np.ndarray:
+        y = np.empty(out_shape, dtype=np.float32)
+        _run_chunks(pool_nchw16c, (xb.reshape(-1), y.reshape(-1), *geometry), _plane_chunks(n * cb, oh, parallel))
+        return y
+
+    return run
 
 
 @njit(nogil=True, cache=True)
@@ -895,16 +953,23 @@ def resize_linear_nchw16c(x, y, h, w, oh, ow, rows_lo, rows_hi, rows_w, cols_lo,
 
 def resize_blocked(xb: np.ndarray, out_hw: tuple[int, int], mode: str, indices: tuple) -> np.ndarray:
     """Resize H and W of NCHW16c ``xb``, ``indices`` from ``minicnn.ops.resize.spatial_indices``; split when large."""
-    n, cb, h, w, _ = xb.shape
+    return resize_runner(xb.shape, out_hw, mode, indices)(xb)
+
+
+def resize_runner(x_shape: tuple, out_hw: tuple[int, int], mode: str, indices: tuple):
+    """:func:`resize_blocked` for inputs of shape ``x_shape``: ``run(xb)`` (see :func:`pointwise_runner`)."""
+    n, cb, h, w, _ = x_shape
     oh, ow = out_hw
-    y = np.empty((n, cb, oh, ow, BLOCK), dtype=np.float32)
-    x_f, y_f = xb.reshape(-1), y.reshape(-1)
+    out_shape = (n, cb, oh, ow, BLOCK)
+    if mode == "nearest":
+        kernel, tables = resize_nearest_nchw16c, tuple(indices)
+    else:
+        kernel, tables = resize_linear_nchw16c, (*indices[0], *indices[1])
+    parallel = n * cb * oh * ow * BLOCK >= MIN_PARALLEL_VALUES
 
-    def task(q0, q1, r0, r1):
-        if mode == "nearest":
-            resize_nearest_nchw16c(x_f, y_f, h, w, oh, ow, *indices, q0, q1, r0, r1)
-        else:
-            resize_linear_nchw16c(x_f, y_f, h, w, oh, ow, *indices[0], *indices[1], q0, q1, r0, r1)
+    def run(xb: np.ndarray) -> np.ndarray:
+        y = np.empty(out_shape, dtype=np.float32)
+        _run_chunks(kernel, (xb.reshape(-1), y.reshape(-1), h, w, oh, ow, *tables), _plane_chunks(n * cb, oh, parallel))
+        return y
 
-    _run_chunks(task, _plane_chunks(n * cb, oh, y.size >= MIN_PARALLEL_VALUES))
-    return y
+    return run

@@ -166,26 +166,28 @@ def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: floa
     if kind == "pointwise":
         wb, b16, s16 = cpu_blocked.blocked_pointwise_weights(W, B, slope_c)
         sh, sw = g.strides
+        strided = (sh, sw) != (1, 1)
+        in_shape = (x_shape[0], x_shape[1], -(-x_shape[2] // sh), -(-x_shape[3] // sw), BLOCK)
+        kernel = cpu_blocked.pointwise_runner(in_shape, wb, b16, s16, activation, alpha, lo, hi)
 
         def run(X, residual):
             check(residual)
-            if (sh, sw) != (1, 1):
+            if strided:
                 X = np.ascontiguousarray(X[:, :, ::sh, ::sw])  # the only pixels a strided 1x1 layer reads
-            return cpu_blocked.pointwise_conv_blocked(X, wb, b16, s16, activation, alpha, lo, hi, residual)
-    elif kind == "depthwise":
-        wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
-
-        def run(X, residual):
-            check(residual)
-            return cpu_blocked.depthwise_conv_blocked(X, wb, b16, s16, g.strides, g.pads, g.out_hw, activation,
-                                                      alpha, lo, hi, residual)
+            return kernel(X, residual)
     else:
-        wb, b16, s16 = cpu_blocked.blocked_dense_weights(W, B, slope_c, 1 if len(x_shape) == 4 else BLOCK)
+        if kind == "depthwise":
+            wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
+            kernel = cpu_blocked.depthwise_runner(x_shape, wb, b16, s16, g.strides, g.pads, g.out_hw, activation,
+                                                  alpha, lo, hi)
+        else:
+            wb, b16, s16 = cpu_blocked.blocked_dense_weights(W, B, slope_c, 1 if len(x_shape) == 4 else BLOCK)
+            kernel = cpu_blocked.dense_runner(x_shape, wb, b16, s16, g.strides, g.pads, g.dilations, g.out_hw,
+                                              activation, alpha, lo, hi)
 
         def run(X, residual):
             check(residual)
-            return cpu_blocked.dense_conv_blocked(X, wb, b16, s16, g.strides, g.pads, g.dilations, g.out_hw,
-                                                  activation, alpha, lo, hi, residual)
+            return kernel(X, residual)
     return run
 
 
@@ -252,7 +254,7 @@ def _pool_runner(x_shape, op: str, attrs: dict, count_include_pad: int = 0):
         return None
     pads = g.pads_begin + g.pads_end
     average = op == "AveragePool"
-    return lambda X: cpu_blocked.pool_blocked(X, g.kernel, g.strides, pads, g.out, average, bool(count_include_pad))
+    return cpu_blocked.pool_runner(x_shape, g.kernel, g.strides, pads, g.out, average, bool(count_include_pad))
 
 
 @register("MaxPool_NCHW16c", backend="numba")
@@ -361,12 +363,12 @@ def _resize_runner(x_shape, out_hw, scales, mode, coordinate_mode, nearest_mode)
     """``run(X)`` for NCHW16c inputs of ``x_shape``: the index arrays computed once."""
     nchw, out, used = _resize_geometry(x_shape, out_hw, scales)
     indices = spatial_indices(nchw, out, used, mode, coordinate_mode, nearest_mode)
-    return lambda X: cpu_blocked.resize_blocked(X, tuple(out[2:]), mode, indices)
+    return cpu_blocked.resize_runner(x_shape, tuple(out[2:]), mode, indices)
 
 
 @register("Resize_NCHW16c", backend="numba")
 def Resize_NCHW16c_numba(X, *, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode):
-    """The same by ``cpu_blocked.resize_blocked``: bit for bit the reference's values."""
+    """The same by ``cpu_blocked.resize_runner``: bit for bit the reference's values."""
     _check_blocked(X, "Resize_NCHW16c")
     return _resize_runner(X.shape, out_hw, scales, mode, coordinate_transformation_mode, nearest_mode)(X)
 
