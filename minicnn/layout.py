@@ -17,7 +17,8 @@ is known then, from the plan's first run) and rewrites:
   blocked yet, except that a dense convolution reads an NCHW input as it
   is (a stem reading the image, above all). A dense convolution whose
   output channels would fill less than :data:`MIN_LANES_USED` of their
-  blocks' lanes (a detector head with 2 outputs) stays in NCHW;
+  blocks' lanes (a detector head with 2 outputs) stays in NCHW, unless it
+  is small (:data:`SMALL_DENSE_LANE_MACS`);
 * ``MaxPool`` and ``AveragePool`` whose input is already blocked into
   ``MaxPool_NCHW16c`` and ``AveragePool_NCHW16c``, a ``GlobalAveragePool``
   of a blocked input into ``GlobalAveragePool_NCHW16c`` (which writes its
@@ -49,6 +50,7 @@ from .errors import MiniCNNError
 from .graph import MINICNN_DOMAIN, Graph, Node
 from .kernels.cpu_blocked import BLOCK, blocks
 from .ops.blocked import CONV_ATTRS, blocked_conv_kind
+from .ops.conv import conv_geometry
 from .ops.resize import resolve_node
 from .ops.shape import _pad_geometry
 
@@ -66,14 +68,20 @@ def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
     w = graph.initializers[node.inputs[1]]
     if x_shape is None or len(x_shape) != 4 or w.dtype != np.float32:
         return None
-    if node.op_type == "FusedConv" and len(node.inputs) > 4 and node.inputs[4]:
-        if shapes.get(node.inputs[4]) != shapes.get(node.outputs[0]):
-            return None  # a residual that only broadcasts
     if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] not in graph.initializers:
         return None
-    kind = blocked_conv_kind(x_shape, w.shape, **{k: v for k, v in node.attrs.items() if k in CONV_ATTRS})
+    attrs = {k: v for k, v in node.attrs.items() if k in CONV_ATTRS}
+    kind = blocked_conv_kind(x_shape, w.shape, **attrs)
+    if kind is None:
+        return None
+    out_shape = (x_shape[0], w.shape[0]) + tuple(conv_geometry(x_shape, w.shape, **attrs).out_hw)
+    if node.op_type == "FusedConv" and len(node.inputs) > 4 and node.inputs[4]:
+        if tuple(shapes.get(node.inputs[4]) or ()) != out_shape:
+            return None  # a residual that broadcasts against the convolution's output (or makes it broadcast)
     if kind == "dense" and w.shape[0] < MIN_LANES_USED * BLOCK * blocks(w.shape[0]):
-        return None  # most of the output lanes would be padding
+        lanes_in_and_out = BLOCK * blocks(w.shape[1]) * BLOCK * blocks(w.shape[0])
+        if np.prod(out_shape[2:]) * lanes_in_and_out * np.prod(w.shape[2:]) > SMALL_DENSE_LANE_MACS:
+            return None  # most of the output lanes would be padding
     return kind
 
 
@@ -82,6 +90,12 @@ def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
 # vs NCHW kernel): M=16 1.16 vs 1.41 ms, M=20 2.18 vs 1.76, M=8 1.13 vs 0.74, M=2 1.14 vs 0.44; a 3-channel
 # stem with M=24 (BlazeFace's 5x5) still won, 0.21 vs 0.43 ms, the NCHW kernel being slow on 3 channels.
 MIN_LANES_USED = 0.75
+# ... unless the layer is small: at most this many multiply-adds counting the padding lanes, in and out (output
+# pixels x 16 x output blocks x 16 x input blocks x KH x KW). Then the NCHW path's fixed costs (a reorder of the
+# input, the kernel's set-up) outweigh the padding. Measured (1 thread, best of 500, 3x3 pad 1 from an NCHW16c input, blocked vs reorder + NCHW kernel):
+# 128 -> 7 on 4x4 (FER's last convolution, 0.3M) 10 vs 28 us, 128 -> 7 on 8x8 (1.2M) 26 vs 43, 64 -> 4 on 10x10
+# (0.9M) 22 vs 24; larger, the NCHW kernel wins: 64 -> 2 on 20x20 (3.7M) 71 vs 54, 32 -> 4 on 40x40 (7.4M) 138 vs 101.
+SMALL_DENSE_LANE_MACS = 1_500_000
 
 
 def _channel_pad(node: Node, graph: Graph, shapes: dict) -> int | None:

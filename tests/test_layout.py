@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import minicnn
+from minicnn import layout
 from minicnn.kernels import cpu_blocked
 from minicnn.kernels.cpu_conv import ACTIVATION_CODES
 from minicnn.layout import SUFFIX, block_graph
@@ -270,7 +271,7 @@ def _chain_model(seed=0) -> onnx.ModelProto:
     x(3ch) -> Conv 3x3 (dense, reads the NCHW image) -> Relu -> depthwise -> 1x1 (24) -> Add(residual: Pad of
     a 1x1 (20)) (the optimiser fuses that Add into the 1x1) -> MaxPool -> m; h = Add(Sigmoid(m), m) -> strided
     1x1 -> outputs: that tensor, and its Softmax (NCHW again); a dilated 3x3 of h (32: blocked) and a 3x3 of h
-    with 2 output channels (stays NCHW) are outputs too.
+    with 2 output channels (blocked only as a small layer) are outputs too.
     """
     rng = np.random.default_rng(seed)
     w = lambda *s: _init(f"w{len(inits)}", rng.standard_normal(s) * 0.3)  # noqa: E731
@@ -307,7 +308,15 @@ def _chain_model(seed=0) -> onnx.ModelProto:
     return model
 
 
-def test_the_pass_blocks_the_chain_and_converts_at_its_ends():
+# The 2-channel 3x3 at the end is 11 x 13 x 16 x 32 x 9 = 0.66M multiply-adds with its padding lanes: blocked as a
+# small layer (layout.SMALL_DENSE_LANE_MACS); with that threshold at 0, MIN_LANES_USED keeps it in NCHW.
+@pytest.mark.parametrize("small_macs, last_ops", [
+    (None, ["Conv_NCHW16c", "Conv_NCHW16c", "FromNCHW16c", "FromNCHW16c"]),
+    (0, ["Conv_NCHW16c", "FromNCHW16c", "Conv", "FromNCHW16c"]),
+])
+def test_the_pass_blocks_the_chain_and_converts_at_its_ends(monkeypatch, small_macs, last_ops):
+    if small_macs is not None:
+        monkeypatch.setattr(layout, "SMALL_DENSE_LANE_MACS", small_macs)
     model = _chain_model()
     sess = minicnn.InferenceSession(model.SerializeToString())
     x = np.random.default_rng(1).standard_normal((1, 3, 22, 26)).astype(np.float32)
@@ -315,8 +324,7 @@ def test_the_pass_blocks_the_chain_and_converts_at_its_ends():
     blocked = next(iter(sess._plans.values())).blocked
     ops = [s.node.op_type for s in blocked.steps]
     assert ops == ["Conv_NCHW16c", "Conv_NCHW16c", "Conv_NCHW16c", "PadChannels_NCHW16c", "Conv_NCHW16c",
-                   "MaxPool_NCHW16c", "Sigmoid", "Add", "Conv_NCHW16c", "FromNCHW16c", "Softmax", "Conv_NCHW16c",
-                   "FromNCHW16c", "Conv", "FromNCHW16c"], ops
+                   "MaxPool_NCHW16c", "Sigmoid", "Add", "Conv_NCHW16c", "FromNCHW16c", "Softmax"] + last_ops, ops
     assert blocked.steps[0].node.inputs[0] == "in0"  # the stem reads the 3-channel image in NCHW: no ToNCHW16c
     outputs = {n for s in blocked.steps for n in s.node.outputs}
     assert set("yzke") <= outputs and "g" + SUFFIX in outputs and "g" not in outputs
