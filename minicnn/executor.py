@@ -94,6 +94,7 @@ class Step:
     prepared: Callable | None = None  # the op prepared for this plan's shapes (see registry.register_preparer)
     dynamic: tuple[int, ...] = ()  # which inputs change from run to run ...
     shapes: list = field(default_factory=list)  # ... and their shapes when the step was prepared
+    kwargs: dict = field(default_factory=dict)  # what ``fn`` is called with besides the inputs (``_node_kwargs``)
 
 
 @dataclass
@@ -104,11 +105,10 @@ class Plan:
     constants: dict[str, np.ndarray]  # initializers + tensors folded for this shape
     graph: Graph  # the specialised graph: steps' nodes, constants as initializers
 
-    def execute(self, graph: Graph, feeds: dict[str, np.ndarray], keep: set[str] | None) -> dict[str, np.ndarray]:
+    def execute(self, feeds: dict[str, np.ndarray], keep: set[str] | None) -> dict[str, np.ndarray]:
         """Run the steps; returns the tensors in ``keep`` (every tensor if ``keep`` is None)."""
         env = dict(feeds)
         consts = self.constants
-        opset = graph.opset
         # Plain loops, not comprehensions: this loop is the whole Python cost of a step (about 1 us), and in
         # Python 3.11 each comprehension is a function call of its own.
         for step in self.steps:
@@ -125,7 +125,7 @@ class Plan:
             if prepared is not None:
                 results = _call(node, prepared, args, {})
             else:
-                results = run_node(node, step.fn, args, opset)
+                results = _call(node, step.fn, args, step.kwargs)
             for name, value in zip(node.outputs, results):
                 if name:
                     env[name] = value
@@ -156,7 +156,7 @@ def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarr
             if name:
                 (constants if shape_only else env)[name] = value
         if not shape_only:
-            step = Step(node, fns[node.op_type])
+            step = Step(node, fns[node.op_type], kwargs=_node_kwargs(node, fns[node.op_type], graph.opset))
             prepare = preparers.get(node.op_type)
             if prepare is not None:
                 constant = [not n or n in constants for n in node.inputs]

@@ -178,9 +178,9 @@ class InferenceSession:
             if executor is not None and not intermediates:
                 return executor.run(feeds, names)
             if fast is not None and not intermediates:
-                env = fast.execute(fast.graph, feeds, keep=set(names))
+                env = fast.execute(feeds, keep=set(names))
                 return [env[n] if n in env else fast.constants.get(n, plan.constants.get(n)) for n in names]
-            env = plan.execute(self.graph, feeds, keep=None if intermediates else set(names))
+            env = plan.execute(feeds, keep=None if intermediates else set(names))
         outputs = [env[n] if n in env else plan.constants[n] for n in names]
         if intermediates:
             folded = {k: v for k, v in plan.constants.items() if k not in self.graph.initializers}
