@@ -92,9 +92,10 @@ def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
 MIN_LANES_USED = 0.75
 # ... unless the layer is small: at most this many multiply-adds counting the padding lanes, in and out (output
 # pixels x 16 x output blocks x 16 x input blocks x KH x KW). Then the NCHW path's fixed costs (a reorder of the
-# input, the kernel's set-up) outweigh the padding. Measured (1 thread, best of 500, 3x3 pad 1 from an NCHW16c input, blocked vs reorder + NCHW kernel):
-# 128 -> 7 on 4x4 (FER's last convolution, 0.3M) 10 vs 28 us, 128 -> 7 on 8x8 (1.2M) 26 vs 43, 64 -> 4 on 10x10
-# (0.9M) 22 vs 24; larger, the NCHW kernel wins: 64 -> 2 on 20x20 (3.7M) 71 vs 54, 32 -> 4 on 40x40 (7.4M) 138 vs 101.
+# input, the kernel's set-up) outweigh the padding. Measured (1 thread, best of 500, 3x3 pad 1 from an NCHW16c
+# input, blocked vs reorder + NCHW kernel): 128 -> 7 on 4x4 (FER's last convolution, 0.3M) 10 vs 28 us, 128 -> 7
+# on 8x8 (1.2M) 26 vs 43, 64 -> 4 on 10x10 (0.9M) 22 vs 24; larger, the NCHW kernel wins: 64 -> 2 on 20x20 (3.7M)
+# 71 vs 54, 32 -> 4 on 40x40 (7.4M) 138 vs 101.
 SMALL_DENSE_LANE_MACS = 1_500_000
 
 
