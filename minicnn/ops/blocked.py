@@ -157,37 +157,29 @@ def _conv_runner(x_shape, W, B, slope, attrs: dict, activation: str, alpha: floa
     slope_c = per_channel_slope(slope, c_out) if activation == "PRelu" else None
     out_shape = (nchw[0], cpu_blocked.blocks(c_out)) + tuple(g.out_hw) + (BLOCK,)
     lo, hi = clip_min, clip_max
+    sh, sw = g.strides
+    strided = kind == "pointwise" and (sh, sw) != (1, 1)  # reads every stride-th pixel, then runs as stride 1
+    if kind == "pointwise":
+        wb, b16, s16 = cpu_blocked.blocked_pointwise_weights(W, B, slope_c)
+        in_shape = (x_shape[0], x_shape[1], -(-x_shape[2] // sh), -(-x_shape[3] // sw), BLOCK)
+        kernel = cpu_blocked.pointwise_runner(in_shape, wb, b16, s16, activation, alpha, lo, hi)
+    elif kind == "depthwise":
+        wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
+        kernel = cpu_blocked.depthwise_runner(x_shape, wb, b16, s16, g.strides, g.pads, g.out_hw, activation,
+                                              alpha, lo, hi)
+    else:
+        wb, b16, s16 = cpu_blocked.blocked_dense_weights(W, B, slope_c, 1 if len(x_shape) == 4 else BLOCK)
+        kernel = cpu_blocked.dense_runner(x_shape, wb, b16, s16, g.strides, g.pads, g.dilations, g.out_hw,
+                                          activation, alpha, lo, hi)
 
-    def check(residual):
+    def run(X, residual):
         if residual is not None and residual.shape != out_shape:
             raise InputError(f"Conv_NCHW16c: residual{list(residual.shape)} should be the output's "
                              f"shape {list(out_shape)}")
+        if strided:
+            X = np.ascontiguousarray(X[:, :, ::sh, ::sw])  # the only pixels a strided 1x1 layer reads
+        return kernel(X, residual)
 
-    if kind == "pointwise":
-        wb, b16, s16 = cpu_blocked.blocked_pointwise_weights(W, B, slope_c)
-        sh, sw = g.strides
-        strided = (sh, sw) != (1, 1)
-        in_shape = (x_shape[0], x_shape[1], -(-x_shape[2] // sh), -(-x_shape[3] // sw), BLOCK)
-        kernel = cpu_blocked.pointwise_runner(in_shape, wb, b16, s16, activation, alpha, lo, hi)
-
-        def run(X, residual):
-            check(residual)
-            if strided:
-                X = np.ascontiguousarray(X[:, :, ::sh, ::sw])  # the only pixels a strided 1x1 layer reads
-            return kernel(X, residual)
-    else:
-        if kind == "depthwise":
-            wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(W, B, slope_c)
-            kernel = cpu_blocked.depthwise_runner(x_shape, wb, b16, s16, g.strides, g.pads, g.out_hw, activation,
-                                                  alpha, lo, hi)
-        else:
-            wb, b16, s16 = cpu_blocked.blocked_dense_weights(W, B, slope_c, 1 if len(x_shape) == 4 else BLOCK)
-            kernel = cpu_blocked.dense_runner(x_shape, wb, b16, s16, g.strides, g.pads, g.dilations, g.out_hw,
-                                              activation, alpha, lo, hi)
-
-        def run(X, residual):
-            check(residual)
-            return kernel(X, residual)
     return run
 
 
