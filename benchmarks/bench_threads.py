@@ -25,8 +25,23 @@ for four workloads, all single-threaded kernels that release the GIL:
 * ``BLAS sgemm``: a 256x256x256 single-threaded OpenBLAS GEMM per thread
   (register-blocked, the way onnxruntime's kernels are).
 
+A second table asks what splitting *one* job between the two threads costs,
+which is what minicnn does with each layer: a dense 3x3 convolution in
+NCHW16c (:func:`minicnn.kernels.cpu_blocked.dense_nchw16c`) on three
+shapes from tiny to the age model's largest, cut into 4 chunks, run
+
+* on 1 thread (``jobs.run_alone``: one Numba call, every chunk in turn);
+* on 2 threads by ``threads.run_parallel``: each chunk is a Python call,
+  so a helper thread takes the GIL for each of its chunks;
+* on 2 threads as a compiled job (``threads.run_compiled``): the helper
+  claims and runs chunks inside Numba and never takes the GIL
+  (``minicnn.kernels.jobs``).
+
+The speed-ups are over 1 thread (2.0x at best); below 1.0x the split costs
+more than it saves.
+
 Rounds alternate 1-thread and 2-thread runs (noisy neighbours slow both
-alike); the table reports the median over rounds. On the 2-vCPU machines
+alike); the tables report the median over rounds. On the 2-vCPU machines
 this project is measured on, four runs gave 1.5-2.0x for the latency-bound
 chains, 1.5-1.9x for L1 load/store (one earlier, shorter run: 0.6x), 1.9-2.0x
 for the direct conv and 1.9-2.0x for sgemm: two cores for independent work,
@@ -35,7 +50,7 @@ thread on whole detectors come from splitting *one* layer between threads
 (hand-offs, shared input, layers too small to split), not from the cores
 (benchmarks/RESULTS.md).
 
-    python benchmarks/bench_threads.py            # ~5 s
+    python benchmarks/bench_threads.py            # ~10 s
     python benchmarks/bench_threads.py --json     # the same numbers as JSON
 """
 
@@ -55,7 +70,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minicnn import threads  # noqa: E402  (first: it sets Numba's threading layer)
-from minicnn.kernels import cpu_conv  # noqa: E402
+from minicnn.kernels import cpu_blocked, cpu_conv, jobs  # noqa: E402
 from numba import njit  # noqa: E402
 
 
@@ -150,6 +165,77 @@ def measure(rounds: int) -> dict[str, dict[str, float]]:
     return results
 
 
+# (input channels, output channels, image side) of the split jobs: a tiny layer, and two of the age model's.
+SPLIT_SHAPES = [(16, 16, 8), (64, 64, 14), (256, 256, 3)]
+SPLIT_CHUNKS = 4
+SPLIT_TURN_S = 0.02  # each way's turn: calls back to back for at least this long; the mean is its sample
+
+
+def split_job(c: int, m: int, side: int) -> tuple:
+    """A compiled job (``jobs.run_alone``'s arguments): a 3x3 convolution, pad 1, Relu, in 4 chunks of blocks."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((c // 16, side + 2, side + 2, 16), np.float32)  # the input, already zero-padded
+    x[:, 1:-1, 1:-1] = rng.standard_normal((c // 16, side, side, 16))
+    wb, bias, slope = cpu_blocked.blocked_dense_weights(rng.standard_normal((m, c, 3, 3)).astype(np.float32),
+                                                        np.zeros(m, np.float32), None, 16)
+    y = np.empty(m * side * side, np.float32)
+    taps = cpu_blocked.dense_taps(c // 16, (3, 3), (1, 1), (side + 2, side + 2), 16).copy()
+    ints = np.array([16, side + 2, side, side, 1, 1, cpu_conv.ACTIVATION_CODES["Relu"]], np.int64)
+    floats = np.array([0.01, -np.inf, np.inf])
+    blocks = m // 16
+    cuts = [blocks * k // SPLIT_CHUNKS for k in range(SPLIT_CHUNKS + 1)]
+    chunks = np.array([(a, b, 0, side * side) for a, b in zip(cuts, cuts[1:])], np.int64)
+    return (jobs.DENSE, x.reshape(-1), wb.reshape(-1), bias, slope, y, y, taps, ints, floats, False, chunks)
+
+
+def split_ways(job: tuple) -> dict[str, tuple[int, Callable[[], None]]]:
+    """The three ways to run ``job``: name -> (thread count, function)."""
+    table = job[-1]
+    rows = [table[k:k + 1] for k in range(len(table))]
+    head = job[:-1]
+    return {"1 thread": (1, lambda: jobs.run_alone(*job)),
+            "2 threads, run_parallel": (2, lambda: threads.run_parallel(lambda k: jobs.run_alone(*head, rows[k]),
+                                                                        len(rows))),
+            "2 threads, compiled job": (2, lambda: threads.run_compiled(job))}
+
+
+def _turn(fn: Callable[[], None]) -> float:
+    """Mean seconds per call over a turn of at least ``SPLIT_TURN_S``."""
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= SPLIT_TURN_S:
+            return elapsed / calls
+
+
+def measure_split(rounds: int, shapes=SPLIT_SHAPES) -> dict[str, dict[str, float]]:
+    """Per shape: median seconds per call of each way of running it, and each way's speed-up over 1 thread."""
+    results = {}
+    for c, m, side in shapes:
+        job = split_job(c, m, side)
+        ways = split_ways(job)
+        jobs.run_alone(*job)
+        reference = job[5].copy()
+        samples: dict[str, list[float]] = {name: [] for name in ways}
+        for r in range(rounds):
+            for name in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
+                n_threads, fn = ways[name]
+                with threads.limit(n_threads):
+                    job[5].fill(np.nan)
+                    fn()  # warm (and compile), then check the output before timing
+                    if not np.array_equal(job[5], reference):
+                        raise RuntimeError(f"{name} changed the output of the {c}->{m} on {side}x{side} job")
+                    samples[name].append(_turn(fn))
+        medians = {name: statistics.median(v) for name, v in samples.items()}
+        one = medians["1 thread"]
+        results[f"{c}->{m} on {side}x{side}"] = {
+            **{f"{name} s": t for name, t in medians.items()},
+            **{f"{name} speedup": one / t for name, t in medians.items() if name != "1 thread"}}
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9, help="alternating 1-thread / 2-thread rounds (default 9)")
@@ -158,8 +244,10 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     results = measure(args.rounds)
+    split = measure_split(args.rounds)
     if args.json:
-        print(json.dumps({"cores_available": threads.available_cores(), "results": results}, indent=2))
+        print(json.dumps({"cores_available": threads.available_cores(), "results": results, "split": split},
+                         indent=2))
         return 0
     print(f"cores available to this process: {threads.available_cores()}\n")
     print("| workload | 1 job on 1 thread ms | 2 jobs on 2 threads ms | speed-up of 2 threads |")
@@ -168,6 +256,13 @@ def main(argv=None) -> int:
         print(f"| {name} | {r['one_thread_s'] * 1e3:.1f} | {r['two_threads_s'] * 1e3:.1f} | {r['speedup']:.2f}x |")
     print("\nspeed-up 2.0x: the threads do not share what this work needs; 1.0x: they share it (two hardware "
           "threads of one core share its L1 cache and load/store units).")
+    print("\nOne dense 3x3 layer (NCHW16c, Relu) split into 4 chunks, microseconds per call (median):\n")
+    print("| layer | 1 thread | 2 threads, run_parallel | speed-up | 2 threads, compiled job | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for name, r in split.items():
+        print(f"| {name} | {r['1 thread s'] * 1e6:.1f} | {r['2 threads, run_parallel s'] * 1e6:.1f} | "
+              f"{r['2 threads, run_parallel speedup']:.2f}x | {r['2 threads, compiled job s'] * 1e6:.1f} | "
+              f"{r['2 threads, compiled job speedup']:.2f}x |")
     return 0
 
 

@@ -63,6 +63,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,14 @@ HELPER_START_DELAY_READS = 20_000
 # The most a caller whose job is done waits for the helpers to be back in their spin: about 0.1 ms; normally a
 # few microseconds, the helper's few lines of Python after its last chunk.
 RETURN_WAIT_READS = 100_000
-_JOB, _DONE = 0, 8  # indexes into _Helpers.flags, 64 bytes apart: different cache lines
+# Slots of _Helpers.flags, 64 bytes (8 int64) apart so that each has a cache line of its own:
+_JOB = 0  # the newest job's number, of either kind: the caller bumps it to publish a job
+_DONE = 8  # the number of the newest Python job whose chunks have all run
+_PYTHON_JOB = 16  # the number of the newest Python job (a helper that sees it change goes back to Python)
+_CLAIM = 24  # a compiled job's chunks: count << 32 | the next one to hand out (minicnn.kernels.jobs)
+_FINISHED = 32  # how many of a compiled job's chunks have run
+_SEATS = 40  # how many more helpers may join the compiled job (each takes one seat)
+_FLAG_SLOTS = 48
 
 
 class _Helpers:
@@ -296,7 +304,9 @@ class _Helpers:
     def __init__(self):
         import numpy as np
 
-        self.flags = np.zeros(16, dtype=np.int64)
+        self.flags = np.zeros(_FLAG_SLOTS, dtype=np.int64)
+        self.jobs = None  # the module minicnn.kernels.jobs, imported with the first helper (it imports Numba)
+        self.mail = None  # a compiled job's mailbox (minicnn.kernels.jobs), made with the first helper
         self.job: _SharedWork | None = None
         self.wake = threading.Condition()
         self.sleeping = 0
@@ -308,6 +318,11 @@ class _Helpers:
         """Have at least ``n`` helper threads."""
         import numpy as np
 
+        if self.mail is None:
+            from .kernels import jobs
+
+            self.jobs = jobs
+            self.mail = np.zeros(jobs.MAILBOX_SLOTS, dtype=np.int64)
         while len(self.threads) < n:
             out_of_spin = np.zeros(8, dtype=np.int64)  # 64 bytes: a cache line of its own
             thread = threading.Thread(target=self._loop, args=(out_of_spin,), name=f"minicnn-{len(self.threads)}",
@@ -317,22 +332,44 @@ class _Helpers:
             self.out_of_spin.append(out_of_spin)
 
     def _loop(self, out_of_spin) -> None:
-        from .kernels.spin import wait_while_equal
+        from .kernels.jobs import help_until_python_job
 
-        seen = 0
+        seen = python_seen = 0
         while True:
-            # Having seen a job, go on spinning a little: the caller reaches its own first chunk, where it
-            # releases the GIL, before this thread takes the GIL back. A thread that finds the GIL held
-            # sleeps until it is released: a wake-up, 16 us or more (the delay this pool exists to avoid).
-            if not wait_while_equal(self.flags, _JOB, seen, SPIN_READS, HELPER_START_DELAY_READS, out_of_spin):
+            # Compiled jobs are run inside help_until_python_job, without the GIL. It returns for a Python job,
+            # having gone on spinning a little after seeing it: the caller reaches its own first chunk, where it
+            # releases the GIL, before this thread takes the GIL back. A thread that finds the GIL held sleeps
+            # until it is released: a wake-up, 16 us or more (the delay this pool exists to avoid).
+            seen, python_job = help_until_python_job(self.flags, self.mail, seen, python_seen, SPIN_READS,
+                                                     HELPER_START_DELAY_READS, out_of_spin)
+            if not python_job:  # no job for SPIN_READS reads: sleep until one is published
                 with self.wake:
                     self.sleeping += 1
                     while self.flags[_JOB] == seen:
                         self.wake.wait()
                     self.sleeping -= 1
-                out_of_spin[0] = 1
-            seen = int(self.flags[_JOB])
-            self.job.join()  # the newest job (a finished one has no chunks left)
+                continue  # back to the spin, which sees the new job at once
+            python_seen = int(self.flags[_PYTHON_JOB])
+            self.job.join()  # the newest Python job (a finished one has no chunks left)
+
+    def run_compiled(self, job: tuple, helpers: int) -> None:
+        """Run a compiled job (``minicnn.kernels.jobs``) with up to ``helpers`` helper threads.
+
+        The spinning helpers join it without the GIL (``jobs.run_shared``);
+        a sleeping one is woken afterwards, ready for the next job.
+        """
+        if not self.busy.acquire(blocking=False):  # another Python thread's job is running: do this one here
+            self.jobs.run_alone(*job)
+            return
+        try:
+            if not self.jobs.run_shared(self.flags, self.mail, helpers, *job, RETURN_WAIT_READS):
+                while not self.jobs.wait_until_at_least(self.flags, _FINISHED, len(job[-1]), SPIN_READS, 0):
+                    time.sleep(0)  # a helper still runs a chunk, but the OS has not scheduled it for a while
+            if self.sleeping:
+                with self.wake:
+                    self.wake.notify_all()
+        finally:
+            self.busy.release()
 
     def run(self, task: Callable[[int], None], n_chunks: int, helpers: int) -> None:
         from .kernels.spin import wait_until_at_least, wait_while_equal
@@ -345,6 +382,7 @@ class _Helpers:
             seq = int(self.flags[_JOB]) + 1
             work = self.job = _SharedWork(task, n_chunks, self.flags, seq, helpers)
             first = work.claim()
+            self.flags[_PYTHON_JOB] = seq
             self.flags[_JOB] = seq
             if self.sleeping:
                 with self.wake:
@@ -387,6 +425,28 @@ def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
         _helpers = _Helpers()
     _helpers.ensure(helpers)
     _helpers.run(task, n_chunks, helpers)
+
+
+def run_compiled(job: tuple) -> None:
+    """Run a compiled job on up to ``num_threads()`` threads; return when every chunk has run.
+
+    ``job`` is the arguments of :func:`minicnn.kernels.jobs.run_alone`: a
+    blocked kernel's code, arrays and scalars, and its table of chunks. The
+    helper threads run its chunks without taking the GIL (see
+    ``minicnn.kernels.jobs``), so a job of a few tens of microseconds is
+    worth sharing, where :func:`run_parallel` costs about that much.
+    """
+    global _helpers
+    helpers = min(num_threads(), len(job[-1])) - 1
+    if helpers <= 0:
+        from .kernels.jobs import run_alone
+
+        run_alone(*job)
+        return
+    if _helpers is None:
+        _helpers = _Helpers()
+    _helpers.ensure(helpers)
+    _helpers.run_compiled(job, helpers)
 
 
 def run_ranges(task: Callable[[int, int], None], total: int, parallel: bool) -> None:

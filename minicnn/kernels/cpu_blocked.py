@@ -111,7 +111,7 @@ import numpy as np
 from .. import threads  # first: chooses Numba's threading layer before numba is imported
 from numba import njit  # noqa: E402
 
-from . import cpu_conv, cpu_pool  # noqa: E402
+from . import cpu_pool, jobs  # noqa: E402  (jobs imports this module back: see its imports)
 from .cpu_conv import ACTIVATION_CODES  # noqa: E402
 from .simd import (LANES, add, broadcast, div, fma, load, maximum, minimum, mul, splat, store,  # noqa: E402
                    where_positive)
@@ -260,13 +260,21 @@ def pointwise_nchw16c(x, wb, bias, slope, y, pixels, code, alpha, lo, hi, residu
             _epilogue(y, out + p * BLOCK, out + (p + 1) * BLOCK, residual, has_residual, code, alpha, s, lo, hi)
 
 
-# Below these amounts of work a layer runs on the calling thread: the NCHW kernels' thresholds, measured on
-# whole models (see cpu_conv.MIN_PARALLEL_MACS): a hand-off and a cold cache on the other core cost more than
-# a second thread saves on a small layer. The first version split at 1M multiply-adds and 256K values and
-# made BlazeFace and the expression model 1.4x slower on 2 threads than on 1.
-MIN_PARALLEL_MACS = cpu_conv.MIN_PARALLEL_MACS
-MIN_PARALLEL_DEPTHWISE_MACS = cpu_conv.MIN_PARALLEL_DEPTHWISE_MACS
-# ... and a reorder or a pool below this many values: the threshold measured for the NCHW 2x2 pool
+# Below these amounts of work a layer runs on the calling thread. The convolutions and pools run as compiled
+# jobs (minicnn.kernels.jobs), whose helpers never take the GIL, so a second thread pays off on layers of a few
+# tens of microseconds. Measured on whole models at 2 threads (interleaved, 10 rounds, best times, ms) with
+# these thresholds at 8M / 1M / 500K / 250K multiply-adds (the depthwise one half, the pool's values a
+# 32nd of that, with the pool at 4M values in the first): age 1.79 / 1.31 / 1.31 / 1.39, gender 0.41 /
+# 0.38 / 0.38 / 0.38, FER 0.49 / 0.50 / 0.49 / 0.50, 3DDFA 3.78 / 3.60 / 3.58 / 3.33, BlazeFace short
+# 1.65 / 1.37 / 1.59 / 1.45, YuNet 640 9.65 / 8.66 / 8.60 / 8.63. Before the compiled jobs, when every
+# chunk crossed the GIL, the thresholds were the NCHW kernels' (cpu_conv.MIN_PARALLEL_MACS, 8M): the first
+# version split at 1M multiply-adds and 256K values and made BlazeFace and the expression model 1.4x
+# slower on 2 threads than on 1.
+MIN_PARALLEL_MACS = 500_000
+MIN_PARALLEL_DEPTHWISE_MACS = 250_000
+MIN_PARALLEL_POOL_VALUES = 131_072
+# The reorders and the resize still run through threads.run_parallel (each chunk a Python call): below this
+# many values they stay on one thread, the threshold measured for the NCHW 2x2 pool
 # (cpu_pool.MIN_PARALLEL_VALUES_2X2), which streams through memory the same way (not measured for these).
 MIN_PARALLEL_VALUES = cpu_pool.MIN_PARALLEL_VALUES_2X2
 
@@ -274,11 +282,6 @@ MIN_PARALLEL_VALUES = cpu_pool.MIN_PARALLEL_VALUES_2X2
 def _pieces(parallel: bool) -> int:
     """How many chunks to cut a job into: two per thread, or one if it is too small to share."""
     return 2 * threads.num_threads() if parallel else 1
-
-
-def _pixel_ranges(pixels: int, parallel: bool) -> tuple[tuple[int, int], ...]:
-    """``range(pixels)`` in two pieces per thread (one if not ``parallel``), cut at multiples of :data:`PIXELS`."""
-    return _cut_pixels(pixels, _pieces(parallel))
 
 
 # The splits below are cached (small tuples, read-only): a layer asks for the same one on every call, and
@@ -319,9 +322,31 @@ def _run_chunks(kernel, args: tuple, chunks) -> None:
         threads.run_parallel(lambda k: kernel(*args, *chunks[k]), len(chunks))
 
 
-def _scalars(activation: str, alpha: float, lo: float, hi: float) -> tuple:
-    """An epilogue's arguments as the kernels take them: activation code, then float32 alpha and clip bounds."""
-    return ACTIVATION_CODES[activation], np.float32(alpha), np.float32(lo), np.float32(hi)
+def _run_job(kind: int, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual: bool, chunks) -> None:
+    """A compiled job (``minicnn.kernels.jobs``): kernel ``kind`` over ``chunks`` on minicnn's threads.
+
+    The kernels of this module that run as jobs (1x1, depthwise, dense and
+    pooling) take their scalars as two arrays, ``ints`` and ``floats``
+    (``jobs.run_chunk`` unpacks them), and ``chunks`` as a table
+    (:func:`_chunk_table`). One chunk, or one thread: a single Numba call
+    here. Otherwise the helper threads share it without the GIL.
+    """
+    table = _chunk_table(chunks)
+    if len(chunks) == 1 or threads.num_threads() == 1:
+        jobs.run_alone(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, table)
+    else:
+        threads.run_compiled((kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, table))
+
+
+@functools.lru_cache(maxsize=1024)
+def _chunk_table(chunks: tuple) -> np.ndarray:
+    """Chunks ``((a, b, c, d), ...)`` as an int64 table, one row each (cached: the splits are reused per layer)."""
+    return np.array(chunks, dtype=np.int64).reshape(len(chunks), 4)
+
+
+def _job_floats(alpha: float, lo: float, hi: float) -> np.ndarray:
+    """An epilogue's ``alpha, lo, hi`` as a compiled job takes them (float64; the kernels round them to float32)."""
+    return np.array([np.float32(alpha), np.float32(lo), np.float32(hi)], dtype=np.float64)
 
 
 def pointwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, slope16: np.ndarray | None = None,
@@ -352,17 +377,19 @@ def pointwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
     pixels = h * w_
     out_shape = (n, mb, h, w_, BLOCK)
     slope16 = bias16 if slope16 is None else slope16
-    code, alpha, lo, hi = _scalars(activation, alpha, lo, hi)
+    w_f = wb.reshape(-1)
+    ints = np.array([pixels, ACTIVATION_CODES[activation]], dtype=np.int64)
+    floats = _job_floats(alpha, lo, hi)
     parallel = pixels * cb * mb * BLOCK * BLOCK >= MIN_PARALLEL_MACS
 
     def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         y = np.empty(out_shape, dtype=np.float32)
-        ranges = _pixel_ranges(pixels, parallel)
+        chunks = _pixel_and_block_chunks(pixels, mb, parallel)
         for i in range(n):
             y_i = y[i].reshape(-1)
             res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-            _run_chunks(pointwise_nchw16c, (xb[i].reshape(-1), wb, bias16, slope16, y_i, pixels, code, alpha, lo,
-                                            hi, res, residual is not None, 0, mb), ranges)
+            _run_job(jobs.POINTWISE, xb[i].reshape(-1), w_f, bias16, slope16, y_i, res, jobs.NO_TAPS, ints, floats,
+                     residual is not None, chunks)
         return y
 
     return run
@@ -586,7 +613,9 @@ def depthwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
     oh, ow = out_hw
     out_shape = (n, cb, oh, ow, BLOCK)
     slope16 = bias16 if slope16 is None else slope16
-    geometry = (h, w, oh, ow, kh, kw, strides[0], strides[1], pads[0], pads[1]) + _scalars(activation, alpha, lo, hi)
+    ints = np.array([h, w, oh, ow, kh, kw, strides[0], strides[1], pads[0], pads[1], ACTIVATION_CODES[activation]],
+                    dtype=np.int64)
+    floats = _job_floats(alpha, lo, hi)
     w_f = wb.reshape(-1)
     parallel = n * cb * oh * ow * BLOCK * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS
 
@@ -594,8 +623,8 @@ def depthwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
         y = np.empty(out_shape, dtype=np.float32)
         y_f = y.reshape(-1)
         res = y_f if residual is None else residual.reshape(-1)  # never read without a residual
-        _run_chunks(depthwise_nchw16c, (xb.reshape(-1), w_f, bias16, slope16, y_f, *geometry, res,
-                                        residual is not None), _plane_chunks(n * cb, oh, parallel))
+        _run_job(jobs.DEPTHWISE, xb.reshape(-1), w_f, bias16, slope16, y_f, res, jobs.NO_TAPS, ints, floats,
+                 residual is not None, _plane_chunks(n * cb, oh, parallel))
         return y
 
     return run
@@ -834,12 +863,15 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
     n = x_shape[0]
     oh, ow = out_hw
     hp, wp = x_shape[2] + pads[0] + pads[2], x_shape[3] + pads[1] + pads[3]
-    taps = dense_taps(in_blocks, (kh, kw), tuple(dilations), (hp, wp), in_lanes)
+    # A writable copy: jobs pass their arrays to the helpers as plain (writable) arrays, and a read-only one
+    # here would make Numba compile every kernel of jobs.run_chunk a second time for it.
+    taps = dense_taps(in_blocks, (kh, kw), tuple(dilations), (hp, wp), in_lanes).copy()
     out_shape = (n, mb, oh, ow, BLOCK)
     slope16 = bias16 if slope16 is None else slope16
     w_f = wb.reshape(-1)
     pixels = oh * ow
-    middle = (taps, in_lanes, wp, oh, ow, strides[0], strides[1]) + _scalars(activation, alpha, lo, hi)
+    ints = np.array([in_lanes, wp, oh, ow, strides[0], strides[1], ACTIVATION_CODES[activation]], dtype=np.int64)
+    floats = _job_floats(alpha, lo, hi)
     parallel = pixels * wb.size >= MIN_PARALLEL_MACS
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
@@ -849,8 +881,8 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
         for i in range(n):
             y_i = y[i].reshape(-1)
             res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-            _run_chunks(dense_nchw16c, (xp[i].reshape(-1), w_f, bias16, slope16, y_i, *middle, res,
-                                        residual is not None), chunks)
+            _run_job(jobs.DENSE, xp[i].reshape(-1), w_f, bias16, slope16, y_i, res, taps, ints, floats,
+                     residual is not None, chunks)
         return y
 
     return run
@@ -860,6 +892,8 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
 # Pooling
 # ---------------------------------------------------------------------------
 # Output pixels per tile of pool_nchw16c: 4 independent running maxima (or sums) instead of one chain.
+# A pooling job's epilogue scalars (it has no epilogue).
+_NO_FLOATS = np.zeros(3, dtype=np.float64)
 POOL_PIXELS = 4
 
 
@@ -963,13 +997,15 @@ def pool_runner(x_shape: tuple, kernel: tuple[int, int], strides: tuple[int, int
     n, cb, h, w, _ = x_shape
     oh, ow = out_hw
     out_shape = (n, cb, oh, ow, BLOCK)
-    geometry = (h, w, oh, ow, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], bool(average),
-                bool(count_include_pad), h + pads[2], w + pads[3])
-    parallel = n * cb * h * w * BLOCK >= MIN_PARALLEL_VALUES
+    ints = np.array([h, w, oh, ow, kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], bool(average),
+                     bool(count_include_pad), h + pads[2], w + pads[3]], dtype=np.int64)
+    parallel = n * cb * h * w * BLOCK >= MIN_PARALLEL_POOL_VALUES
 
     def run(xb: np.ndarray) -> np.ndarray:
         y = np.empty(out_shape, dtype=np.float32)
-        _run_chunks(pool_nchw16c, (xb.reshape(-1), y.reshape(-1), *geometry), _plane_chunks(n * cb, oh, parallel))
+        y_f = y.reshape(-1)  # also the unused weight, bias, slope and residual arguments of a pooling job
+        _run_job(jobs.POOL, xb.reshape(-1), y_f, y_f, y_f, y_f, y_f, jobs.NO_TAPS, ints, _NO_FLOATS, False,
+                 _plane_chunks(n * cb, oh, parallel))
         return y
 
     return run

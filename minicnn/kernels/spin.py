@@ -50,6 +50,34 @@ def _atomic_store(typingctx, array, index, value):
     return types.none(array, index, value), codegen
 
 
+@intrinsic
+def _atomic_add(typingctx, array, index, value):
+    """``array[index] += value`` as one indivisible step (no other thread's update is lost); returns the old value."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
+        item = context.cast(builder, args[2], signature.args[2], array_type.dtype)
+        return builder.atomic_rmw("add", pointer, item, "seq_cst")
+
+    return array.dtype(array, index, value), codegen
+
+
+@intrinsic
+def _compare_and_swap(typingctx, array, index, expected, new):
+    """If ``array[index] == expected``, set it to ``new``, as one indivisible step; True if it did."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
+        old = context.cast(builder, args[2], signature.args[2], array_type.dtype)
+        item = context.cast(builder, args[3], signature.args[3], array_type.dtype)
+        outcome = builder.cmpxchg(pointer, old, item, "seq_cst", "seq_cst")
+        return builder.extract_value(outcome, 1)
+
+    return types.boolean(array, index, expected, new), codegen
+
+
 @njit(nogil=True, cache=True)
 def wait_while_equal(flags, index, value, max_reads, then_reads=0, busy=None):
     """Spin until ``flags[index] != value``; True if that happened within ``max_reads`` reads.

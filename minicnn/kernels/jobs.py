@@ -1,0 +1,238 @@
+"""Compiled jobs: the blocked kernels split between threads without the GIL.
+
+A layer that is worth two cores is cut into chunks (bands of rows, ranges
+of pixels, groups of output blocks), and each thread runs chunks until
+none are left. ``minicnn.threads.run_parallel`` does that for any Python
+callable, but each chunk is a Python call: a helper thread needs the GIL
+to make it, and taking the GIL from another thread means a wake-up of tens
+of microseconds on these machines. Measured before this module existed: an
+empty 4-chunk job cost 11-14 us, and inside the age model at 2 threads a
+layer's 4 chunks summed 200-280 us where one thread took 120-150 us, so the
+second core paid off only on layers of a few hundred microseconds.
+
+Here the blocked kernels (1x1, depthwise, dense convolution and pooling in
+NCHW16c) run as *compiled jobs*: a job is a kernel code (``POINTWISE`` ...),
+its arrays, two small arrays of scalar arguments and a table of chunks.
+The calling thread, inside one Numba call with the GIL released
+(:func:`run_shared`), writes the job into a *mailbox* (an int64 array: the
+arrays' addresses and sizes), publishes it by bumping a sequence number,
+and runs chunks. minicnn's helper threads wait for work in
+:func:`help_until_python_job`, a compiled loop that never returns to Python
+for these jobs: it sees the new number, claims chunks, rebuilds the arrays
+from their addresses (``numba.carray``), and runs them through the same
+:func:`run_chunk` as the caller. Chunks are claimed one at a time with an
+atomic compare-and-swap on one word (``n_chunks << 32 | next chunk``), and
+counted when done with an atomic add; the caller returns when every chunk
+is counted.
+
+Why the mailbox is safe to read: the caller writes it before it publishes
+the job (release stores), and rewrites it only for its next job, which it
+starts only after every chunk of this one is counted. A helper reads the
+mailbox only after it has claimed a chunk, so the job it reads is live
+until that chunk is done. A helper that claims nothing reads nothing.
+
+The same :func:`run_chunk` runs a job on one thread (:func:`run_alone`),
+so the single-threaded path and the shared one call the kernels with the
+same arguments, and the kernels' results do not depend on the split (each
+chunk writes its own part of the output; nothing is summed across chunks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit, types
+from numba.extending import intrinsic
+
+from ..threads import _CLAIM, _FINISHED, _JOB, _PYTHON_JOB, _SEATS
+# cpu_blocked imports this module for its runners: its kernels are looked up when run_chunk compiles.
+from . import cpu_blocked
+from .spin import _atomic_add, _atomic_load, _atomic_store, _compare_and_swap, wait_until_at_least
+
+# What a job runs: the kernel, and how its scalar arguments sit in ``ints`` and ``floats`` (see run_chunk).
+POINTWISE, DEPTHWISE, DENSE, POOL = 1, 2, 3, 4
+KINDS = {POINTWISE: "pointwise_nchw16c", DEPTHWISE: "depthwise_nchw16c", DENSE: "dense_nchw16c",
+         POOL: "pool_nchw16c"}
+
+# The mailbox: slots of an int64 array.
+_KIND, _HAS_RESIDUAL = 0, 1
+_X, _W, _BIAS, _SLOPE, _Y, _RESIDUAL = 2, 4, 6, 8, 10, 12  # float32 arrays: address, then size
+_TAPS, _INTS, _FLOATS, _CHUNKS = 14, 16, 18, 20  # taps and ints (int64), floats (float64), chunks (int64, n x 4)
+MAILBOX_SLOTS = 22
+
+# A table of taps for the kernels that take none (every job passes seven arrays).
+NO_TAPS = np.zeros(1, dtype=np.int64)
+
+
+@intrinsic
+def _pointer(typingctx, address, dtype):
+    """The int64 ``address`` as a pointer to ``dtype`` items (for ``numba.carray``)."""
+    item = dtype.dtype
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(item)))
+
+    return types.CPointer(item)(address, dtype), codegen
+
+
+@njit(nogil=True, cache=True)
+def _float32s(mail, slot):
+    """The float32 array whose address and size are in ``mail[slot]``, ``mail[slot + 1]``."""
+    return carray(_pointer(mail[slot], np.float32), mail[slot + 1])
+
+
+@njit(nogil=True, cache=True)
+def _int64s(mail, slot):
+    return carray(_pointer(mail[slot], np.int64), mail[slot + 1])
+
+
+@njit(nogil=True, cache=True)
+def _float64s(mail, slot):
+    return carray(_pointer(mail[slot], np.float64), mail[slot + 1])
+
+
+@njit(nogil=True, cache=True)
+def _post(mail, slot, array):
+    mail[slot] = array.ctypes.data
+    mail[slot + 1] = array.size
+
+
+@njit(nogil=True, cache=True)
+def run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, c0, c1, c2, c3):
+    """One chunk ``(c0, c1, c2, c3)`` of a job: the kernel ``kind`` names, with its scalars unpacked.
+
+    ``floats`` is ``(alpha, lo, hi)`` of the fused epilogue (unused by pooling);
+    ``ints`` is, after the geometry each kernel's docstring describes, the
+    epilogue's activation code:
+
+    * ``POINTWISE``: ``pixels, code``; chunk ``(ob0, ob1, p0, p1)``
+    * ``DEPTHWISE``: ``h, w, oh, ow, kh, kw, sh, sw, pt, pl, code``; chunk ``(q0, q1, r0, r1)``
+    * ``DENSE``: ``in_lanes, wp, oh, ow, sh, sw, code`` (and the ``taps`` table); chunk ``(ob0, ob1, p0, p1)``
+    * ``POOL``: ``h, w, oh, ow, kh, kw, sh, sw, pt, pl, average, count_include_pad, h_end, w_end``;
+      chunk ``(q0, q1, r0, r1)``
+    """
+    alpha, lo, hi = np.float32(floats[0]), np.float32(floats[1]), np.float32(floats[2])
+    if kind == POINTWISE:
+        cpu_blocked.pointwise_nchw16c(x, wb, bias, slope, y, ints[0], ints[1], alpha, lo, hi, residual,
+                                      has_residual, c0, c1, c2, c3)
+    elif kind == DEPTHWISE:
+        cpu_blocked.depthwise_nchw16c(x, wb, bias, slope, y, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5],
+                                      ints[6], ints[7], ints[8], ints[9], ints[10], alpha, lo, hi, residual,
+                                      has_residual, c0, c1, c2, c3)
+    elif kind == DENSE:
+        cpu_blocked.dense_nchw16c(x, wb, bias, slope, y, taps, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5],
+                                  ints[6], alpha, lo, hi, residual, has_residual, c0, c1, c2, c3)
+    elif kind == POOL:
+        cpu_blocked.pool_nchw16c(x, y, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], ints[7],
+                                 ints[8], ints[9], ints[10] != 0, ints[11] != 0, ints[12], ints[13], c0, c1, c2, c3)
+
+
+@njit(nogil=True, cache=True)
+def run_alone(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, chunks):
+    """Every chunk of a job, in order, on the calling thread."""
+    for c in range(chunks.shape[0]):
+        run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual,
+                  chunks[c, 0], chunks[c, 1], chunks[c, 2], chunks[c, 3])
+
+
+@njit(nogil=True, cache=True)
+def _claim(flags):
+    """The next chunk of the published job, claimed for this thread; -1 if every chunk is taken."""
+    while True:
+        word = _atomic_load(flags, _CLAIM)
+        if (word & 0xFFFFFFFF) >= (word >> 32):
+            return -1
+        if _compare_and_swap(flags, _CLAIM, word, word + 1):
+            return word & 0xFFFFFFFF
+
+
+@njit(nogil=True, cache=True)
+def _help(flags, mail):
+    """Run chunks of the published job until none are left (a helper's side: the arguments come from ``mail``).
+
+    First it takes one of the job's seats: a job is shared by at most as
+    many helpers as the thread limit allows (``threads.limit``).
+    """
+    if _atomic_add(flags, _SEATS, -1) <= 0:
+        return
+    while True:
+        chunk = _claim(flags)
+        if chunk < 0:
+            return
+        # The job stays published until this chunk is counted, so the mailbox holds it (module docstring).
+        chunks = _int64s(mail, _CHUNKS)
+        at = 4 * chunk
+        run_chunk(mail[_KIND], _float32s(mail, _X), _float32s(mail, _W), _float32s(mail, _BIAS),
+                  _float32s(mail, _SLOPE), _float32s(mail, _Y), _float32s(mail, _RESIDUAL), _int64s(mail, _TAPS),
+                  _int64s(mail, _INTS), _float64s(mail, _FLOATS), mail[_HAS_RESIDUAL] != 0,
+                  chunks[at], chunks[at + 1], chunks[at + 2], chunks[at + 3])
+        _atomic_add(flags, _FINISHED, 1)
+
+
+@njit(nogil=True, cache=True)
+def run_shared(flags, mail, seats, kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, chunks,
+               wait_reads):
+    """Publish a job to at most ``seats`` helper threads and run chunks of it here too; True once every chunk has run.
+
+    False if the helpers still had chunks running after ``wait_reads``
+    reads of the counter (a helper the OS has not scheduled): the caller
+    must then wait for ``flags[_FINISHED]`` to reach the number of chunks
+    before it touches the output or posts another job.
+    """
+    n = chunks.shape[0]
+    mail[_KIND] = kind
+    mail[_HAS_RESIDUAL] = has_residual
+    _post(mail, _X, x)
+    _post(mail, _W, wb)
+    _post(mail, _BIAS, bias)
+    _post(mail, _SLOPE, slope)
+    _post(mail, _Y, y)
+    _post(mail, _RESIDUAL, residual)
+    _post(mail, _TAPS, taps)
+    _post(mail, _INTS, ints)
+    _post(mail, _FLOATS, floats)
+    _post(mail, _CHUNKS, chunks)
+    _atomic_store(flags, _FINISHED, 0)
+    _atomic_store(flags, _SEATS, seats)
+    _atomic_store(flags, _CLAIM, n << 32)  # release: the mailbox is written before any chunk can be claimed
+    _atomic_store(flags, _JOB, _atomic_load(flags, _JOB) + 1)
+    while True:
+        chunk = _claim(flags)
+        if chunk < 0:
+            break
+        run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual,
+                  chunks[chunk, 0], chunks[chunk, 1], chunks[chunk, 2], chunks[chunk, 3])
+        _atomic_add(flags, _FINISHED, 1)
+    return wait_until_at_least(flags, _FINISHED, n, wait_reads)
+
+
+@njit(nogil=True, cache=True)
+def help_until_python_job(flags, mail, seen, python_seen, idle_reads, start_delay_reads, out_of_spin):
+    """A helper thread's wait for work: runs compiled jobs itself, returns for anything else.
+
+    Spins (GIL released) on ``flags[_JOB]``; each new job that is a
+    compiled one it helps with (:func:`_help`) and goes on waiting. Returns
+    ``(job, True)`` when a job for Python has been published
+    (``flags[_PYTHON_JOB]`` is no longer ``python_seen``), after
+    ``start_delay_reads`` more reads (see ``minicnn.threads``), or
+    ``(job, False)`` after ``idle_reads`` reads with no new job (the helper
+    then sleeps); ``job`` is the number of the newest job seen.
+    ``out_of_spin[0]`` is 0 while this loop runs, 1 once it is about to
+    return (the caller of a Python job waits for it: ``threads._Helpers``).
+    """
+    _atomic_store(out_of_spin, 0, 0)
+    idle = 0
+    while idle < idle_reads:
+        job = _atomic_load(flags, _JOB)
+        if job == seen:
+            idle += 1
+            continue
+        seen = job
+        idle = 0
+        if _atomic_load(flags, _PYTHON_JOB) != python_seen:
+            _atomic_store(out_of_spin, 0, 1)
+            for _ in range(start_delay_reads):
+                _atomic_load(flags, _JOB)
+            return job, True
+        _help(flags, mail)
+    _atomic_store(out_of_spin, 0, 1)
+    return seen, False

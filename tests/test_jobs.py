@@ -1,0 +1,158 @@
+"""Compiled jobs (``minicnn.kernels.jobs``): a blocked kernel's chunks shared by threads that never take the GIL.
+
+What must hold, whatever the timing: every chunk runs exactly once, the
+output is the same bits as on one thread, helpers that went to sleep are
+woken, Python jobs and compiled jobs can follow each other, and several
+Python threads can post jobs at once. Outputs start as NaN, so a chunk that
+did not run shows; each case repeats many times, since a race shows only
+now and then.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from minicnn import threads
+from minicnn.kernels import cpu_blocked, cpu_conv, jobs
+
+RUNS = 200  # repetitions of each shared job
+
+
+def dense_job(c: int = 32, m: int = 64, side: int = 9, seed: int = 0) -> tuple:
+    """A 3x3 convolution (pad 1, LeakyRelu) as a compiled job in 8 chunks: 2 groups of output blocks x 4 pixel
+    ranges."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((c // 16, side + 2, side + 2, 16), np.float32)
+    x[:, 1:-1, 1:-1] = rng.standard_normal((c // 16, side, side, 16))
+    wb, bias, slope = cpu_blocked.blocked_dense_weights(rng.standard_normal((m, c, 3, 3)).astype(np.float32),
+                                                        rng.standard_normal(m).astype(np.float32), None, 16)
+    y = np.full(m * side * side, np.nan, np.float32)
+    taps = cpu_blocked.dense_taps(c // 16, (3, 3), (1, 1), (side + 2, side + 2), 16).copy()
+    ints = np.array([16, side + 2, side, side, 1, 1, cpu_conv.ACTIVATION_CODES["LeakyRelu"]], np.int64)
+    floats = np.array([0.1, -np.inf, np.inf])
+    pixels, half = side * side, m // 32
+    chunks = np.array([(b0, b1, pixels * k // 4, pixels * (k + 1) // 4)
+                       for b0, b1 in ((0, half), (half, m // 16)) for k in range(4)], np.int64)
+    return (jobs.DENSE, x.reshape(-1), wb.reshape(-1), bias, slope, y, y, taps, ints, floats, False, chunks)
+
+
+def reference(job: tuple) -> np.ndarray:
+    job[5].fill(np.nan)
+    jobs.run_alone(*job)
+    return job[5].copy()
+
+
+def test_a_job_on_one_thread_matches_the_kernel_called_chunk_by_chunk():
+    job = dense_job()
+    kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, chunks = job
+    expected = np.full_like(y, np.nan)
+    for c0, c1, c2, c3 in chunks:
+        cpu_blocked.dense_nchw16c(x, wb, bias, slope, expected, taps, *ints[:6], ints[6], np.float32(floats[0]),
+                                  np.float32(floats[1]), np.float32(floats[2]), expected, False, c0, c1, c2, c3)
+    assert not np.isnan(expected).any()
+    np.testing.assert_array_equal(reference(job), expected)
+
+
+def test_every_chunk_runs_once_and_gives_the_same_bits_on_two_threads():
+    job = dense_job()
+    expected = reference(job)
+    with threads.limit(2):
+        for _ in range(RUNS):
+            job[5].fill(np.nan)
+            threads.run_compiled(job)
+            np.testing.assert_array_equal(job[5], expected)
+
+
+def test_compiled_jobs_after_the_helpers_went_to_sleep(monkeypatch):
+    """Helpers that spun out (SPIN_READS) sleep; jobs still finish, and the next ones wake them."""
+    monkeypatch.setattr(threads, "SPIN_READS", 1000)  # ~1 us of spinning: they sleep between jobs
+    job = dense_job()
+    expected = reference(job)
+    with threads.limit(2):
+        for _ in range(20):
+            job[5].fill(np.nan)
+            threads.run_compiled(job)
+            np.testing.assert_array_equal(job[5], expected)
+            time.sleep(0.002)
+
+
+def test_python_jobs_and_compiled_jobs_alternate():
+    job = dense_job()
+    expected = reference(job)
+    with threads.limit(2):
+        for _ in range(RUNS // 2):
+            done = []
+            threads.run_parallel(done.append, 5)
+            assert sorted(done) == list(range(5))
+            job[5].fill(np.nan)
+            threads.run_compiled(job)
+            np.testing.assert_array_equal(job[5], expected)
+
+
+def test_compiled_jobs_from_several_python_threads_at_once():
+    """A second caller while a job runs does its own job itself (each caller its own output)."""
+    cases = [dense_job(seed=s) for s in range(3)]
+    expected = [reference(job) for job in cases]
+    failures = []
+
+    def caller(k):
+        for _ in range(50):
+            cases[k][5].fill(np.nan)
+            threads.run_compiled(cases[k])
+            if not np.array_equal(cases[k][5], expected[k]):
+                failures.append(k)
+
+    with threads.limit(2):
+        callers = [threading.Thread(target=caller, args=(k,)) for k in range(3)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+    assert failures == []
+
+
+@pytest.mark.parametrize("kind", ["pointwise", "depthwise", "dense", "pool"])
+def test_each_blocked_kernel_shared_gives_the_same_bits_as_alone(kind, monkeypatch):
+    """Through the runners sessions use, with the split thresholds at 0 so that even these small layers split.
+
+    Each job's output is filled with NaN before it runs (the runners take it
+    from ``np.empty``, which may hand back the last call's correct result).
+    """
+    for name in ("MIN_PARALLEL_MACS", "MIN_PARALLEL_DEPTHWISE_MACS", "MIN_PARALLEL_POOL_VALUES"):
+        monkeypatch.setattr(cpu_blocked, name, 0)
+    run_job = cpu_blocked._run_job
+
+    def nan_first(kind, x, wb, bias, slope, y, *rest):
+        y.fill(np.nan)
+        run_job(kind, x, wb, bias, slope, y, *rest)
+
+    monkeypatch.setattr(cpu_blocked, "_run_job", nan_first)
+    rng = np.random.default_rng(1)
+    xb = rng.standard_normal((1, 2, 11, 13, 16)).astype(np.float32)
+    residual = rng.standard_normal((1, 2, 11, 13, 16)).astype(np.float32)
+    bias = rng.standard_normal(32).astype(np.float32)
+    if kind == "pointwise":
+        wb, b16, s16 = cpu_blocked.blocked_pointwise_weights(rng.standard_normal((32, 32, 1, 1)).astype(np.float32),
+                                                             bias)
+        run = cpu_blocked.pointwise_runner(xb.shape, wb, b16, s16, "Relu")
+    elif kind == "depthwise":
+        wb, b16, s16 = cpu_blocked.blocked_depthwise_weights(rng.standard_normal((32, 1, 3, 3)).astype(np.float32),
+                                                             bias)
+        run = cpu_blocked.depthwise_runner(xb.shape, wb, b16, s16, (1, 1), (1, 1, 1, 1), (11, 13), "Relu")
+    elif kind == "dense":
+        wb, b16, s16 = cpu_blocked.blocked_dense_weights(rng.standard_normal((32, 32, 3, 3)).astype(np.float32),
+                                                         bias, None, 16)
+        run = cpu_blocked.dense_runner(xb.shape, wb, b16, s16, (1, 1), (1, 1, 1, 1), (1, 1), (11, 13), "Relu")
+    else:
+        pool = cpu_blocked.pool_runner(xb.shape, (3, 3), (1, 1), (1, 1, 1, 1), (11, 13))
+        run = lambda x, residual=None: pool(x)  # noqa: E731  (pooling takes no residual)
+    with threads.limit(1):
+        expected = run(xb, residual)
+    assert not np.isnan(expected).any()
+    with threads.limit(2):
+        for _ in range(RUNS // 4):
+            np.testing.assert_array_equal(run(xb, residual), expected)
