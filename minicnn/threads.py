@@ -34,6 +34,19 @@ sleeping thread takes 16 us or more to wake here); work too small to be
 worth even a fast hand-off stays on the calling thread. Free threads take
 the next chunk, so a thread the OS does not schedule for a while (another
 process wants the core) delays nothing: the others do its share.
+
+Each chunk of ``run_parallel`` is still a Python call, and a helper needs
+the GIL to make it: with the calling thread taking the GIL back between
+its own chunks, the two wake each other up, tens of microseconds a layer.
+So the blocked layers that most models spend their time in (1x1,
+depthwise and dense convolutions and pools in NCHW16c) run as *compiled
+jobs* instead (:func:`run_compiled`, ``minicnn.kernels.jobs``): the same
+helper threads, while they spin, claim and run those chunks inside Numba
+and never take the GIL. A 120 us layer of the age model ran 1.6x faster
+on 2 threads than on 1 that way, and 0.84x through ``run_parallel``
+(``benchmarks/bench_threads.py``). The NCHW path's chunks (BLAS calls,
+``cpu_conv``) and the layout reorders keep ``run_parallel``.
+
 ``configure(n)`` and ``limit(n)`` set the thread count, pin
 OpenBLAS to 1 thread, and give Numba ``n`` threads (for any ``prange`` code
 of your own), so minicnn compared with onnxruntime "at n threads" really

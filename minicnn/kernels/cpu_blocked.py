@@ -49,7 +49,9 @@ and adds one tap per fused multiply-add, 8 pixels of a row at a time;
 :func:`pool_nchw16c` takes lane-wise maxima or sums the same way;
 :func:`to_blocked_fast` and :func:`from_blocked_fast` change layout at the
 ends of a chain. Every wrapper splits its work between minicnn's threads
-(``threads.run_parallel``) by pixel ranges, channel blocks or bands of rows.
+by pixel ranges, channel blocks or bands of rows: the convolutions and
+pools as compiled jobs (``minicnn.kernels.jobs``, no GIL), the reorders
+and the resize through ``threads.run_parallel``.
 
 Versions (each measured in one process against the one before, 1 thread):
 
