@@ -172,31 +172,29 @@ SPLIT_TURN_S = 0.02  # each way's turn: calls back to back for at least this lon
 
 
 def split_job(c: int, m: int, side: int) -> tuple:
-    """A compiled job (``jobs.run_alone``'s arguments): a 3x3 convolution, pad 1, Relu, in 4 chunks of blocks."""
+    """A 3x3 convolution (pad 1, Relu) as a compiled job in 4 chunks of output blocks: ``(job, x, y)``."""
     rng = np.random.default_rng(0)
     x = np.zeros((c // 16, side + 2, side + 2, 16), np.float32)  # the input, already zero-padded
     x[:, 1:-1, 1:-1] = rng.standard_normal((c // 16, side, side, 16))
     wb, bias, slope = cpu_blocked.blocked_dense_weights(rng.standard_normal((m, c, 3, 3)).astype(np.float32),
                                                         np.zeros(m, np.float32), None, 16)
-    y = np.empty(m * side * side, np.float32)
     taps = cpu_blocked.dense_taps(c // 16, (3, 3), (1, 1), (side + 2, side + 2), 16).copy()
     ints = np.array([16, side + 2, side, side, 1, 1, cpu_conv.ACTIVATION_CODES["Relu"]], np.int64)
-    floats = np.array([0.01, -np.inf, np.inf])
-    blocks = m // 16
+    job = jobs.Job(jobs.DENSE, wb.reshape(-1), bias, slope, taps, ints, np.array([0.01, -np.inf, np.inf]))
+    return job, x.reshape(-1), np.empty(m * side * side, np.float32)
+
+
+def split_ways(job: jobs.Job, x: np.ndarray, y: np.ndarray, side: int) -> dict[str, tuple[int, Callable[[], None]]]:
+    """The three ways to run ``job`` in ``SPLIT_CHUNKS`` chunks: name -> (thread count, function)."""
+    blocks = job.arrays[1][1].size // 16  # the bias: 16 per output block
     cuts = [blocks * k // SPLIT_CHUNKS for k in range(SPLIT_CHUNKS + 1)]
     chunks = np.array([(a, b, 0, side * side) for a, b in zip(cuts, cuts[1:])], np.int64)
-    return (jobs.DENSE, x.reshape(-1), wb.reshape(-1), bias, slope, y, y, taps, ints, floats, False, chunks)
-
-
-def split_ways(job: tuple) -> dict[str, tuple[int, Callable[[], None]]]:
-    """The three ways to run ``job``: name -> (thread count, function)."""
-    table = job[-1]
-    rows = [table[k:k + 1] for k in range(len(table))]
-    head = job[:-1]
-    return {"1 thread": (1, lambda: jobs.run_alone(*job)),
-            "2 threads, run_parallel": (2, lambda: threads.run_parallel(lambda k: jobs.run_alone(*head, rows[k]),
-                                                                        len(rows))),
-            "2 threads, compiled job": (2, lambda: threads.run_compiled(job))}
+    whole = job.describe(chunks)
+    pieces = [job.describe(chunks[k:k + 1]) for k in range(len(chunks))]  # one descriptor per chunk
+    return {"1 thread": (1, lambda: jobs.run_alone(whole, x, y, y, False)),
+            "2 threads, run_parallel": (2, lambda: threads.run_parallel(
+                lambda k: jobs.run_alone(pieces[k], x, y, y, False), len(pieces))),
+            "2 threads, compiled job": (2, lambda: threads.run_compiled(whole, x, y, y, False, len(chunks)))}
 
 
 def _turn(fn: Callable[[], None]) -> float:
@@ -214,18 +212,18 @@ def measure_split(rounds: int, shapes=SPLIT_SHAPES) -> dict[str, dict[str, float
     """Per shape: median seconds per call of each way of running it, and each way's speed-up over 1 thread."""
     results = {}
     for c, m, side in shapes:
-        job = split_job(c, m, side)
-        ways = split_ways(job)
-        jobs.run_alone(*job)
-        reference = job[5].copy()
+        job, x, y = split_job(c, m, side)
+        ways = split_ways(job, x, y, side)
+        ways["1 thread"][1]()
+        reference = y.copy()
         samples: dict[str, list[float]] = {name: [] for name in ways}
         for r in range(rounds):
             for name in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
                 n_threads, fn = ways[name]
                 with threads.limit(n_threads):
-                    job[5].fill(np.nan)
+                    y.fill(np.nan)
                     fn()  # warm (and compile), then check the output before timing
-                    if not np.array_equal(job[5], reference):
+                    if not np.array_equal(y, reference):
                         raise RuntimeError(f"{name} changed the output of the {c}->{m} on {side}x{side} job")
                     samples[name].append(_turn(fn))
         medians = {name: statistics.median(v) for name, v in samples.items()}

@@ -329,6 +329,8 @@ class _Helpers:
 
     def ensure(self, n: int) -> None:
         """Have at least ``n`` helper threads."""
+        if self.mail is not None and len(self.threads) >= n:
+            return
         import numpy as np
 
         if self.mail is None:
@@ -365,18 +367,21 @@ class _Helpers:
             python_seen = int(self.flags[_PYTHON_JOB])
             self.job.join()  # the newest Python job (a finished one has no chunks left)
 
-    def run_compiled(self, job: tuple, helpers: int) -> None:
+    def run_compiled(self, descriptor, x, y, residual, has_residual: bool, helpers: int) -> None:
         """Run a compiled job (``minicnn.kernels.jobs``) with up to ``helpers`` helper threads.
 
         The spinning helpers join it without the GIL (``jobs.run_shared``);
         a sleeping one is woken afterwards, ready for the next job.
         """
+        jobs = self.jobs
         if not self.busy.acquire(blocking=False):  # another Python thread's job is running: do this one here
-            self.jobs.run_alone(*job)
+            jobs.run_alone(descriptor, x, y, residual, has_residual)
             return
         try:
-            if not self.jobs.run_shared(self.flags, self.mail, helpers, *job, RETURN_WAIT_READS):
-                while not self.jobs.wait_until_at_least(self.flags, _FINISHED, len(job[-1]), SPIN_READS, 0):
+            if not jobs.run_shared(self.flags, self.mail, helpers, descriptor, x, y, residual, has_residual,
+                                   RETURN_WAIT_READS):
+                n_chunks = int(descriptor[jobs.N_CHUNKS])
+                while not jobs.wait_until_at_least(self.flags, _FINISHED, n_chunks, SPIN_READS, 0):
                     time.sleep(0)  # a helper still runs a chunk, but the OS has not scheduled it for a while
             if self.sleeping:
                 with self.wake:
@@ -440,26 +445,26 @@ def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
     _helpers.run(task, n_chunks, helpers)
 
 
-def run_compiled(job: tuple) -> None:
+def run_compiled(descriptor, x, y, residual, has_residual: bool, n_chunks: int) -> None:
     """Run a compiled job on up to ``num_threads()`` threads; return when every chunk has run.
 
-    ``job`` is the arguments of :func:`minicnn.kernels.jobs.run_alone`: a
-    blocked kernel's code, arrays and scalars, and its table of chunks. The
-    helper threads run its chunks without taking the GIL (see
+    ``descriptor`` describes a blocked layer's kernel, constant arrays and
+    ``n_chunks`` chunks (``minicnn.kernels.jobs.Job``); ``x, y, residual``
+    are the call's own arrays (``residual`` read only if ``has_residual``).
+    The helper threads run its chunks without taking the GIL (see
     ``minicnn.kernels.jobs``), so a job of a few tens of microseconds is
     worth sharing, where :func:`run_parallel` costs about that much.
     """
     global _helpers
-    helpers = min(num_threads(), len(job[-1])) - 1
-    if helpers <= 0:
-        from .kernels.jobs import run_alone
-
-        run_alone(*job)
-        return
+    helpers = min(num_threads(), n_chunks) - 1
     if _helpers is None:
         _helpers = _Helpers()
+    if helpers <= 0:
+        _helpers.ensure(0)  # imports the jobs module
+        _helpers.jobs.run_alone(descriptor, x, y, residual, has_residual)
+        return
     _helpers.ensure(helpers)
-    _helpers.run_compiled(job, helpers)
+    _helpers.run_compiled(descriptor, x, y, residual, has_residual, helpers)
 
 
 def run_ranges(task: Callable[[int, int], None], total: int, parallel: bool) -> None:

@@ -324,20 +324,32 @@ def _run_chunks(kernel, args: tuple, chunks) -> None:
         threads.run_parallel(lambda k: kernel(*args, *chunks[k]), len(chunks))
 
 
-def _run_job(kind: int, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual: bool, chunks) -> None:
-    """A compiled job (``minicnn.kernels.jobs``): kernel ``kind`` over ``chunks`` on minicnn's threads.
+def _job_runner(kind: int, wb, bias, slope, taps, ints, floats, split):
+    """A layer's compiled job (``minicnn.kernels.jobs``): returns ``call(x, y, residual, has_residual)``.
 
     The kernels of this module that run as jobs (1x1, depthwise, dense and
-    pooling) take their scalars as two arrays, ``ints`` and ``floats``
-    (``jobs.run_chunk`` unpacks them), and ``chunks`` as a table
-    (:func:`_chunk_table`). One chunk, or one thread: a single Numba call
-    here. Otherwise the helper threads share it without the GIL.
+    pooling) take their constant arrays and scalars through a descriptor
+    made here (``jobs.Job``), one per thread count: ``split()`` gives the
+    chunks for the current one. On one thread, or in one chunk, a call is a
+    single Numba call on this thread; otherwise the helper threads share it
+    without the GIL (``threads.run_compiled``).
     """
-    table = _chunk_table(chunks)
-    if len(chunks) == 1 or threads.num_threads() == 1:
-        jobs.run_alone(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, table)
-    else:
-        threads.run_compiled((kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_residual, table))
+    job = jobs.Job(kind, wb, bias, slope, taps, ints, floats)
+    descriptors: dict[int, tuple] = {}  # thread count -> (descriptor, number of chunks)
+
+    def call(x, y, residual, has_residual: bool) -> None:
+        n_threads = threads.num_threads()
+        described = descriptors.get(n_threads)
+        if described is None:
+            chunks = split()
+            described = descriptors[n_threads] = (job.describe(_chunk_table(chunks)), len(chunks))
+        descriptor, n_chunks = described
+        if n_chunks == 1 or n_threads == 1:
+            jobs.run_alone(descriptor, x, y, residual, has_residual)
+        else:
+            threads.run_compiled(descriptor, x, y, residual, has_residual, n_chunks)
+
+    return call
 
 
 @functools.lru_cache(maxsize=1024)
@@ -384,14 +396,15 @@ def pointwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
     floats = _job_floats(alpha, lo, hi)
     parallel = pixels * cb * mb * BLOCK * BLOCK >= MIN_PARALLEL_MACS
 
+    call = _job_runner(jobs.POINTWISE, w_f, bias16, slope16, jobs.NO_TAPS, ints, floats,
+                       lambda: _pixel_and_block_chunks(pixels, mb, parallel))
+
     def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         y = np.empty(out_shape, dtype=np.float32)
-        chunks = _pixel_and_block_chunks(pixels, mb, parallel)
         for i in range(n):
             y_i = y[i].reshape(-1)
             res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-            _run_job(jobs.POINTWISE, xb[i].reshape(-1), w_f, bias16, slope16, y_i, res, jobs.NO_TAPS, ints, floats,
-                     residual is not None, chunks)
+            call(xb[i].reshape(-1), y_i, res, residual is not None)
         return y
 
     return run
@@ -621,12 +634,14 @@ def depthwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
     w_f = wb.reshape(-1)
     parallel = n * cb * oh * ow * BLOCK * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS
 
+    call = _job_runner(jobs.DEPTHWISE, w_f, bias16, slope16, jobs.NO_TAPS, ints, floats,
+                       lambda: _plane_chunks(n * cb, oh, parallel))
+
     def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         y = np.empty(out_shape, dtype=np.float32)
         y_f = y.reshape(-1)
         res = y_f if residual is None else residual.reshape(-1)  # never read without a residual
-        _run_job(jobs.DEPTHWISE, xb.reshape(-1), w_f, bias16, slope16, y_f, res, jobs.NO_TAPS, ints, floats,
-                 residual is not None, _plane_chunks(n * cb, oh, parallel))
+        call(xb.reshape(-1), y_f, res, residual is not None)
         return y
 
     return run
@@ -875,16 +890,16 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
     ints = np.array([in_lanes, wp, oh, ow, strides[0], strides[1], ACTIVATION_CODES[activation]], dtype=np.int64)
     floats = _job_floats(alpha, lo, hi)
     parallel = pixels * wb.size >= MIN_PARALLEL_MACS
+    call = _job_runner(jobs.DENSE, w_f, bias16, slope16, taps, ints, floats,
+                       lambda: _pixel_and_block_chunks(pixels, mb, parallel))
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         xp = _pad_input(x, pads)
         y = np.empty(out_shape, dtype=np.float32)
-        chunks = _pixel_and_block_chunks(pixels, mb, parallel)
         for i in range(n):
             y_i = y[i].reshape(-1)
             res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-            _run_job(jobs.DENSE, xp[i].reshape(-1), w_f, bias16, slope16, y_i, res, taps, ints, floats,
-                     residual is not None, chunks)
+            call(xp[i].reshape(-1), y_i, res, residual is not None)
         return y
 
     return run
@@ -1003,11 +1018,14 @@ def pool_runner(x_shape: tuple, kernel: tuple[int, int], strides: tuple[int, int
                      bool(count_include_pad), h + pads[2], w + pads[3]], dtype=np.int64)
     parallel = n * cb * h * w * BLOCK >= MIN_PARALLEL_POOL_VALUES
 
+    unused = np.zeros(BLOCK, dtype=np.float32)  # a pooling job's weights, bias and slope
+    call = _job_runner(jobs.POOL, unused, unused, unused, jobs.NO_TAPS, ints, _NO_FLOATS,
+                       lambda: _plane_chunks(n * cb, oh, parallel))
+
     def run(xb: np.ndarray) -> np.ndarray:
         y = np.empty(out_shape, dtype=np.float32)
-        y_f = y.reshape(-1)  # also the unused weight, bias, slope and residual arguments of a pooling job
-        _run_job(jobs.POOL, xb.reshape(-1), y_f, y_f, y_f, y_f, y_f, jobs.NO_TAPS, ints, _NO_FLOATS, False,
-                 _plane_chunks(n * cb, oh, parallel))
+        y_f = y.reshape(-1)
+        call(xb.reshape(-1), y_f, y_f, False)
         return y
 
     return run
