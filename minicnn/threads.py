@@ -44,8 +44,9 @@ jobs* instead (:func:`run_compiled`, ``minicnn.kernels.jobs``): the same
 helper threads, while they spin, claim and run those chunks inside Numba
 and never take the GIL. A 110-120 us layer of the age model ran 1.6x
 faster on 2 threads than on 1 that way, and 0.84-1.16x through
-``run_parallel`` (``benchmarks/bench_threads.py``, two runs). The NCHW path's chunks (BLAS calls,
-``cpu_conv``) and the layout reorders keep ``run_parallel``.
+``run_parallel`` (``benchmarks/bench_threads.py``, two runs). The NCHW
+path's chunks (BLAS calls, ``cpu_conv``) and the layout reorders keep
+``run_parallel``.
 
 ``configure(n)`` and ``limit(n)`` set the thread count, pin
 OpenBLAS to 1 thread, and give Numba ``n`` threads (for any ``prange`` code

@@ -62,17 +62,19 @@ def test_a_job_on_one_thread_matches_the_kernel_called_chunk_by_chunk():
     np.testing.assert_array_equal(reference(descriptor, x, y), expected)
 
 
-def test_a_job_refuses_arrays_it_cannot_describe():
+def test_a_job_refuses_arrays_it_cannot_describe_and_copies_read_only_ones():
     job, _, _, _ = dense_job()
     wb, bias, slope, taps, ints, floats = (array for _, array, _ in job.arrays)
     with pytest.raises(ValueError, match="float64"):
         jobs.Job(jobs.DENSE, wb, bias, slope, taps, ints, floats.astype(np.float32))
-    frozen = bias.copy()
-    frozen.flags.writeable = False
-    with pytest.raises(ValueError, match="writable"):
-        jobs.Job(jobs.DENSE, wb, frozen, slope, taps, ints, floats)
+    with pytest.raises(ValueError, match="1-D"):
+        jobs.Job(jobs.DENSE, wb.reshape(-1, 16), bias, slope, taps, ints, floats)
     with pytest.raises(ValueError, match="unknown kernel"):
         jobs.Job(99, wb, bias, slope, taps, ints, floats)
+    frozen = bias.copy()
+    frozen.flags.writeable = False
+    copied = jobs.Job(jobs.DENSE, wb, frozen, slope, taps, ints, floats).arrays[1][1]
+    assert copied.flags.writeable and np.array_equal(copied, bias)
 
 
 def test_a_descriptor_keeps_its_job_alive():

@@ -909,9 +909,9 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
 # Pooling
 # ---------------------------------------------------------------------------
 # Output pixels per tile of pool_nchw16c: 4 independent running maxima (or sums) instead of one chain.
+POOL_PIXELS = 4
 # A pooling job's epilogue scalars (it has no epilogue).
 _NO_FLOATS = np.zeros(3, dtype=np.float64)
-POOL_PIXELS = 4
 
 
 @njit(nogil=True, cache=True)

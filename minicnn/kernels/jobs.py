@@ -143,10 +143,12 @@ class Job:
     """One layer's compiled job: its kernel and constant arrays, described for Numba by address.
 
     ``kind`` is one of ``POINTWISE, DEPTHWISE, DENSE, POOL``; ``ints`` and
-    ``floats`` as :func:`run_chunk` reads them; the arrays must be
-    contiguous and writable (a read-only one would make Numba compile the
-    kernels a second time). The object keeps every array a descriptor
-    points to alive, so a descriptor is valid as long as its job is.
+    ``floats`` as :func:`run_chunk` reads them; the arrays must be 1-D of
+    the dtypes it reads. A read-only or non-contiguous one is copied (the
+    helpers see plain writable arrays, and a read-only one here would make
+    Numba compile the kernels a second time). The object keeps every array
+    a descriptor points to alive, so a descriptor is valid as long as its
+    job is.
     """
 
     def __init__(self, kind: int, wb: np.ndarray, bias: np.ndarray, slope: np.ndarray, taps: np.ndarray,
@@ -154,12 +156,13 @@ class Job:
         if kind not in KINDS:
             raise ValueError(f"jobs.Job: unknown kernel {kind}; expected one of {sorted(KINDS)}")
         self.kind = kind
-        self.arrays = [(_W, wb, np.float32), (_BIAS, bias, np.float32), (_SLOPE, slope, np.float32),
-                       (_TAPS, taps, np.int64), (_INTS, ints, np.int64), (_FLOATS, floats, np.float64)]
-        for slot, array, dtype in self.arrays:
-            if array.dtype != dtype or array.ndim != 1 or not array.flags.c_contiguous or not array.flags.writeable:
-                raise ValueError(f"jobs.Job: {KINDS[kind]}'s array for slot {slot} must be a 1-D contiguous "
-                                 f"writable {np.dtype(dtype).name} array, got {array.dtype}{list(array.shape)}")
+        self.arrays = []
+        for slot, array, dtype in [(_W, wb, np.float32), (_BIAS, bias, np.float32), (_SLOPE, slope, np.float32),
+                                   (_TAPS, taps, np.int64), (_INTS, ints, np.int64), (_FLOATS, floats, np.float64)]:
+            if array.dtype != dtype or array.ndim != 1:
+                raise ValueError(f"jobs.Job: {KINDS[kind]}'s array for slot {slot} must be a 1-D "
+                                 f"{np.dtype(dtype).name} array, got {array.dtype}{list(array.shape)}")
+            self.arrays.append((slot, np.require(array, requirements=["C", "W"]), dtype))
         self.tables: list[np.ndarray] = []  # the chunk tables of the descriptors made so far (kept alive)
 
     def describe(self, chunks: np.ndarray) -> np.ndarray:
@@ -267,8 +270,8 @@ def help_until_python_job(flags, mail, seen, python_seen, idle_reads, start_dela
     ``start_delay_reads`` more reads (see ``minicnn.threads``), or
     ``(job, False)`` after ``idle_reads`` reads with no new job (the helper
     then sleeps); ``job`` is the number of the newest job seen.
-    ``out_of_spin[0]`` is 0 while this loop runs, 1 once it is about to
-    return (the caller of a Python job waits for it: ``threads._Helpers``).
+    ``out_of_spin[0]`` is 0 while this loop runs, 1 once it returns for a
+    Python job (whose caller waits for it to be 0 again: ``threads._Helpers``).
     """
     _atomic_store(out_of_spin, 0, 0)
     idle = 0
@@ -285,5 +288,6 @@ def help_until_python_job(flags, mail, seen, python_seen, idle_reads, start_dela
                 _atomic_load(flags, _JOB)
             return job, True
         _help(flags, mail)
-    _atomic_store(out_of_spin, 0, 1)
+    # out_of_spin stays 0: a thread about to sleep needs the GIL only for a moment, and a caller must not wait
+    # for a sleeping helper to come back (threads._Helpers.run waits while it is 1).
     return seen, False
