@@ -24,14 +24,19 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
+def _item_pointer(context, builder, signature, args):
+    """The LLVM pointer to ``array[index]`` (an intrinsic's first two arguments), and the array's item type."""
+    array_type = signature.args[0]
+    view = context.make_array(array_type)(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, array_type, view, [args[1]]), array_type.dtype
+
+
 @intrinsic
 def _atomic_load(typingctx, array, index):
     """``array[index]``, read from memory every time (an acquire load)."""
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
-        return builder.load_atomic(pointer, "acquire", array_type.dtype.bitwidth // 8)
+        pointer, dtype = _item_pointer(context, builder, signature, args)
+        return builder.load_atomic(pointer, "acquire", dtype.bitwidth // 8)
 
     return array.dtype(array, index), codegen
 
@@ -40,11 +45,9 @@ def _atomic_load(typingctx, array, index):
 def _atomic_store(typingctx, array, index, value):
     """``array[index] = value``, written to memory at once and after every earlier write (a release store)."""
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
-        item = context.cast(builder, args[2], signature.args[2], array_type.dtype)
-        builder.store_atomic(item, pointer, "release", array_type.dtype.bitwidth // 8)
+        pointer, dtype = _item_pointer(context, builder, signature, args)
+        item = context.cast(builder, args[2], signature.args[2], dtype)
+        builder.store_atomic(item, pointer, "release", dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return types.none(array, index, value), codegen
@@ -54,11 +57,8 @@ def _atomic_store(typingctx, array, index, value):
 def _atomic_add(typingctx, array, index, value):
     """``array[index] += value`` as one indivisible step (no other thread's update is lost); returns the old value."""
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
-        item = context.cast(builder, args[2], signature.args[2], array_type.dtype)
-        return builder.atomic_rmw("add", pointer, item, "seq_cst")
+        pointer, dtype = _item_pointer(context, builder, signature, args)
+        return builder.atomic_rmw("add", pointer, context.cast(builder, args[2], signature.args[2], dtype), "seq_cst")
 
     return array.dtype(array, index, value), codegen
 
@@ -67,13 +67,10 @@ def _atomic_add(typingctx, array, index, value):
 def _compare_and_swap(typingctx, array, index, expected, new):
     """If ``array[index] == expected``, set it to ``new``, as one indivisible step; True if it did."""
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]])
-        old = context.cast(builder, args[2], signature.args[2], array_type.dtype)
-        item = context.cast(builder, args[3], signature.args[3], array_type.dtype)
-        outcome = builder.cmpxchg(pointer, old, item, "seq_cst", "seq_cst")
-        return builder.extract_value(outcome, 1)
+        pointer, dtype = _item_pointer(context, builder, signature, args)
+        old = context.cast(builder, args[2], signature.args[2], dtype)
+        item = context.cast(builder, args[3], signature.args[3], dtype)
+        return builder.extract_value(builder.cmpxchg(pointer, old, item, "seq_cst", "seq_cst"), 1)
 
     return types.boolean(array, index, expected, new), codegen
 
