@@ -68,10 +68,13 @@ from typing import Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from minicnn import threads  # noqa: E402  (first: it sets Numba's threading layer)
 from minicnn.kernels import cpu_blocked, cpu_conv, jobs  # noqa: E402
 from numba import njit  # noqa: E402
+
+from bench_models import timed_turn  # noqa: E402  (the same turns as the whole-model benchmark)
 
 
 @njit(nogil=True, cache=True, fastmath=True)
@@ -197,17 +200,6 @@ def split_ways(job: jobs.Job, x: np.ndarray, y: np.ndarray, side: int) -> dict[s
             "2 threads, compiled job": (2, lambda: threads.run_compiled(whole, x, y, y, False, len(chunks)))}
 
 
-def _turn(fn: Callable[[], None]) -> float:
-    """Mean seconds per call over a turn of at least ``SPLIT_TURN_S``."""
-    calls, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= SPLIT_TURN_S:
-            return elapsed / calls
-
-
 def measure_split(rounds: int, shapes=SPLIT_SHAPES) -> dict[str, dict[str, float]]:
     """Per shape: median seconds per call of each way of running it, and each way's speed-up over 1 thread."""
     results = {}
@@ -225,7 +217,7 @@ def measure_split(rounds: int, shapes=SPLIT_SHAPES) -> dict[str, dict[str, float
                     fn()  # warm (and compile), then check the output before timing
                     if not np.array_equal(y, reference):
                         raise RuntimeError(f"{name} changed the output of the {c}->{m} on {side}x{side} job")
-                    samples[name].append(_turn(fn))
+                    samples[name].append(timed_turn(fn, SPLIT_TURN_S))
         medians = {name: statistics.median(v) for name, v in samples.items()}
         one = medians["1 thread"]
         results[f"{c}->{m} on {side}x{side}"] = {

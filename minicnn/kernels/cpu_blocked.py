@@ -352,6 +352,14 @@ def _job_runner(kind: int, wb, bias, slope, taps, ints, floats, split):
     return call
 
 
+def _per_image(call, x: np.ndarray, y: np.ndarray, residual: np.ndarray | None) -> None:
+    """``call`` (from :func:`_job_runner`) on each image of the batch: flat input, output and residual views."""
+    for i in range(x.shape[0]):
+        y_i = y[i].reshape(-1)
+        res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
+        call(x[i].reshape(-1), y_i, res, residual is not None)
+
+
 @functools.lru_cache(maxsize=1024)
 def _chunk_table(chunks: tuple) -> np.ndarray:
     """Chunks ``((a, b, c, d), ...)`` as an int64 table, one row each (cached: the splits are reused per layer)."""
@@ -401,10 +409,7 @@ def pointwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
 
     def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         y = np.empty(out_shape, dtype=np.float32)
-        for i in range(n):
-            y_i = y[i].reshape(-1)
-            res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-            call(xb[i].reshape(-1), y_i, res, residual is not None)
+        _per_image(call, xb, y, residual)
         return y
 
     return run
@@ -896,10 +901,7 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         xp = _pad_input(x, pads)
         y = np.empty(out_shape, dtype=np.float32)
-        for i in range(n):
-            y_i = y[i].reshape(-1)
-            res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-            call(xp[i].reshape(-1), y_i, res, residual is not None)
+        _per_image(call, xp, y, residual)
         return y
 
     return run
