@@ -136,6 +136,19 @@ class Plan:
         return env
 
 
+def mark_last_readers(steps: list[Step], constants: dict, outputs: set[str]) -> None:
+    """Set each step's ``free_after``: the tensors it is the last to read (constants and ``outputs`` excepted)."""
+    last_reader: dict[str, Step] = {}
+    for step in steps:
+        step.free_after = []
+        for n in step.node.inputs:
+            if n and n not in constants:
+                last_reader[n] = step
+    for name, step in last_reader.items():
+        if name not in outputs:
+            step.free_after.append(name)
+
+
 def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarray],
                preparers: dict[str, Callable] | None = None) -> tuple[Plan, dict]:
     """Execute every node once at these input shapes, recording what is constant.
@@ -169,14 +182,7 @@ def build_plan(graph: Graph, fns: dict[str, Callable], feeds: dict[str, np.ndarr
             steps.append(step)
     # Graph outputs that came out constant (e.g. a Shape output) must still be returned.
     outputs = {vi.name for vi in graph.outputs}
-    last_reader: dict[str, Step] = {}
-    for step in steps:
-        for n in step.node.inputs:
-            if n and n not in constants:
-                last_reader[n] = step
-    for name, step in last_reader.items():
-        if name not in outputs:
-            step.free_after.append(name)
+    mark_last_readers(steps, constants, outputs)
     folded = [n for n in constants if n not in graph.initializers]
     spec_graph = Graph(
         nodes=[s.node for s in steps],

@@ -61,7 +61,12 @@ SUFFIX = "@NCHW16c"
 ELEMENTWISE = ("Add", "Sub", "Mul", "Relu", "LeakyRelu", "Sigmoid", "Clip", "Max", "Min")
 
 
-def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
+def _conv_kind(node: Node, graph: Graph, shapes: dict, output_goes_blocked: bool = False) -> str | None:
+    """Which blocked kernel runs this convolution (``blocked_conv_kind``), or None if it stays in NCHW.
+
+    ``output_goes_blocked``: the input is NCHW and every reader of the
+    output runs blocked anyway (see :data:`MIN_LANES_USED`).
+    """
     if node.op_type not in ("Conv", "FusedConv") or node.inputs[1] not in graph.initializers:
         return None
     x_shape = shapes.get(node.inputs[0])
@@ -80,7 +85,8 @@ def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
             return None  # a residual that broadcasts against the convolution's output (or makes it broadcast)
     if kind == "dense" and w.shape[0] < MIN_LANES_USED * BLOCK * blocks(w.shape[0]):
         lanes_in_and_out = BLOCK * blocks(w.shape[1]) * BLOCK * blocks(w.shape[0])
-        if np.prod(out_shape[2:]) * lanes_in_and_out * np.prod(w.shape[2:]) > SMALL_DENSE_LANE_MACS:
+        if (np.prod(out_shape[2:]) * lanes_in_and_out * np.prod(w.shape[2:]) > SMALL_DENSE_LANE_MACS
+                and not output_goes_blocked):
             return None  # most of the output lanes would be padding
     return kind
 
@@ -89,6 +95,11 @@ def _conv_kind(node: Node, graph: Graph, shapes: dict) -> str | None:
 # this share of the lanes holds real channels. Measured (1 thread, best of 20, 3x3 on a 64x80x80 input, blocked
 # vs NCHW kernel): M=16 1.16 vs 1.41 ms, M=20 2.18 vs 1.76, M=8 1.13 vs 0.74, M=2 1.14 vs 0.44; a 3-channel
 # stem with M=24 (BlazeFace's 5x5) still won, 0.21 vs 0.43 ms, the NCHW kernel being slow on 3 channels.
+# Except when the convolution reads an NCHW input (no padding lanes in) and every reader of its output runs
+# blocked anyway (a depthwise, 1x1 or pooling layer): the NCHW path would then convert the output, padding lanes
+# and all, right after. The expression model's second layer (8 -> 8, 3x3 on 62x62, then a depthwise and a
+# strided 1x1 layer): blocked 78.7 us at 1 thread and 42.2 at 2, against 104.1 and 102.9 for the NCHW kernel
+# and the conversion (best of 500, interleaved).
 MIN_LANES_USED = 0.75
 # ... unless the layer is small: at most this many multiply-adds counting the padding lanes, in and out (output
 # pixels x 16 x output blocks x 16 x input blocks x KH x KW). Then the NCHW path's fixed costs (a reorder of the
@@ -166,10 +177,25 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
             converted += 1
         return name
 
+    readers: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        for n in node.inputs:
+            readers.setdefault(n, []).append(node)
+    graph_outputs = {vi.name for vi in graph.outputs}
+
+    def goes_blocked(node: Node) -> bool:
+        """Whether ``node`` reads an NCHW input and every reader of its output would run blocked on it anyway."""
+        if not node.inputs or node.inputs[0] in blocked or node.outputs[0] in graph_outputs:
+            return False
+        found = readers.get(node.outputs[0], [])
+        return bool(found) and all(_conv_kind(r, graph, shapes) in ("pointwise", "depthwise")
+                                   or r.op_type in ("MaxPool", "AveragePool") for r in found)
+
     rewritten = 0
     for node in graph.nodes:
         data = [n for n in node.inputs if n and n not in graph.initializers]
-        if (kind := _conv_kind(node, graph, shapes)) is not None:
+        if (kind := _conv_kind(node, graph, shapes, node.op_type in ("Conv", "FusedConv") and goes_blocked(node))) \
+                is not None:
             inputs = list(node.inputs) + [""] * (5 - len(node.inputs))
             # A dense convolution reads NCHW as fast as NCHW16c (a tap is then one channel, not 16): it takes its
             # input in whichever layout it exists, and a stem never pads its 3 channels to 16 (5x the work).

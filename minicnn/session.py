@@ -61,7 +61,8 @@ class ShapePlans:
 
     plan: Plan               # the NCHW graph specialised to this shape (intermediates; the CUDA executor's source)
     executor: object | None  # the CUDA executor, on the cuda backend
-    blocked: Plan | None     # the NCHW16c plan ``run`` uses on the numba backend (minicnn.layout), if any node blocks
+    blocked: Plan | None     # the NCHW16c plan of the numba backend (minicnn.layout), if any node blocks
+    fused: Plan | None = None  # what ``run`` executes: ``blocked`` with its chains of layers fused (minicnn.chains)
 
 
 @dataclass(frozen=True)
@@ -105,23 +106,30 @@ class InferenceSession:
     optimize : fold BatchNorm, fuse activations and fold constants at load
         (results stay equal up to float32 round-off). False keeps every node
         of the file, which is what you want when stepping through it.
-    num_threads : threads for the numba backend's kernels and BLAS; default:
-        every core (``minicnn.threads`` decides who owns them).
+    num_threads : threads for the numba backend's kernels and BLAS, set for
+        the whole process (``minicnn.threads.configure``). Default: the
+        count already set (by ``configure``, or an enclosing
+        ``threads.limit`` block), else every core.
     layout : "NCHW16c" (default) lets the numba backend's ``run`` keep chains
         of convolutions, pools and resizes in the channel-blocked layout
         (``minicnn.layout``); "NCHW" runs every node in the file's
         layout. ``steps``, ``intermediates=True`` and the other backends
         always use NCHW.
+    chains : True (default) lets ``run`` execute each run of consecutive
+        blocked layers in one compiled call (``minicnn.chains``; the same
+        results, bit for bit); False calls every layer from Python.
     """
 
     def __init__(self, path_or_bytes, backend: str = "numba", optimize: bool = True,
-                 num_threads: int | None = None, providers: Sequence[str] | None = None, layout: str = "NCHW16c"):
+                 num_threads: int | None = None, providers: Sequence[str] | None = None, layout: str = "NCHW16c",
+                 chains: bool = True):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
         self.backend = backend
         self.layout = layout if backend == "numba" else "NCHW"
+        self.chains = chains
         self.model_graph = load_model(path_or_bytes)  # the file's graph, untouched
         self._check_supported(self.model_graph)
         self.graph = optimize_graph(self.model_graph) if optimize else self.model_graph
@@ -131,7 +139,10 @@ class InferenceSession:
         if backend in ("numba", "cuda"):
             from . import threads
 
-            threads.configure(num_threads)
+            if num_threads is None:
+                threads.ensure_configured()
+            else:
+                threads.configure(num_threads)
         if backend == "cuda":
             from . import cuda_backend
 
@@ -166,15 +177,15 @@ class InferenceSession:
         if cached is None:
             plan, env = build_plan(self.graph, self._fns, feeds, self._preparers)
             executor = self._make_device_executor(plan)
-            fast = self._blocked_plan(plan, env, feeds) if self.layout == "NCHW16c" else None
-            self._plans[key] = ShapePlans(plan, executor, fast)
+            blocked = self._blocked_plan(plan, env, feeds) if self.layout == "NCHW16c" else None
+            self._plans[key] = ShapePlans(plan, executor, blocked, self._fused(blocked))
             if len(self._plans) > MAX_CACHED_SHAPES:
                 self._plans.popitem(last=False)
             if executor is not None and not intermediates:
                 return executor.run(feeds, names)
         else:
             self._plans.move_to_end(key)
-            plan, executor, fast = cached.plan, cached.executor, cached.blocked
+            plan, executor, fast = cached.plan, cached.executor, cached.fused
             if executor is not None and not intermediates:
                 return executor.run(feeds, names)
             if fast is not None and not intermediates:
@@ -201,6 +212,14 @@ class InferenceSession:
         fns, preparers = _ops_for(graph, "numba")
         fast, _ = build_plan(graph, fns, feeds, preparers)
         return fast
+
+    def _fused(self, blocked: Plan | None) -> Plan | None:
+        """What ``run`` executes of the blocked plan: its chains fused (``minicnn.chains``) unless turned off."""
+        if blocked is None or not self.chains:
+            return blocked
+        from .chains import fuse
+
+        return fuse(blocked)
 
     # -- stepping -------------------------------------------------------------------
     def steps(self, input_feed: dict[str, np.ndarray]) -> Iterator[NodeStep]:

@@ -170,6 +170,20 @@ def configure(num_threads: int | None = None) -> int:
     return n
 
 
+def ensure_configured() -> None:
+    """What a session does when it is given no thread count: :func:`configure`'s defaults, unless a count is set.
+
+    A count set before, by ``configure`` or by an enclosing ``limit``
+    block, stays: a session made inside ``with limit(1):`` runs on one
+    thread there (it used to reset the process to every core).
+    """
+    global _blas_limiter
+    if _num_threads is None:
+        configure(None)
+    elif _blas_limiter is None:
+        _blas_limiter = _blas_controller().limit(limits=1, user_api="blas")
+
+
 @contextlib.contextmanager
 def limit(num_threads: int | None) -> Iterator[int]:
     """Context manager: minicnn uses ``num_threads`` cores inside the block, then the old settings again."""
@@ -390,6 +404,24 @@ class _Helpers:
         finally:
             self.busy.release()
 
+    def run_program(self, table, descriptors, arena, outside: list, helpers: int) -> None:
+        """Run a program of compiled jobs (``minicnn.chains``) with up to ``helpers`` helper threads per job."""
+        jobs = self.jobs
+        if not self.busy.acquire(blocking=False):  # another Python thread's job is running: all of this one here
+            jobs.run_program(table, descriptors, arena, *outside, self.flags, self.mail, 0, RETURN_WAIT_READS)
+            return
+        try:
+            if self.sleeping:
+                # The jobs of a program follow each other inside one Numba call, which cannot wake a sleeping
+                # helper: wake them now with a job number of their own. A helper that sees it finds no chunk to
+                # claim (every chunk of the last job is taken) and spins for the program's jobs.
+                with self.wake:
+                    self.flags[_JOB] += 1
+                    self.wake.notify_all()
+            jobs.run_program(table, descriptors, arena, *outside, self.flags, self.mail, helpers, RETURN_WAIT_READS)
+        finally:
+            self.busy.release()
+
     def run(self, task: Callable[[int], None], n_chunks: int, helpers: int) -> None:
         from .kernels.spin import wait_until_at_least, wait_while_equal
 
@@ -466,6 +498,26 @@ def run_compiled(descriptor, x, y, residual, has_residual: bool, n_chunks: int) 
         return
     _helpers.ensure(helpers)
     _helpers.run_compiled(descriptor, x, y, residual, has_residual, helpers)
+
+
+def run_program(table, descriptors, arena, outside: list) -> None:
+    """Run a program of compiled jobs (``minicnn.kernels.jobs.run_program``) on up to ``num_threads()`` threads.
+
+    ``outside`` holds the program's four outside arrays (float32, flat).
+    Each job of several chunks is shared with the helper threads as
+    :func:`run_compiled` would share it, without returning to Python
+    between jobs.
+    """
+    global _helpers
+    helpers = num_threads() - 1
+    if _helpers is None:
+        _helpers = _Helpers()
+    _helpers.ensure(helpers)
+    if helpers <= 0:
+        _helpers.jobs.run_program(table, descriptors, arena, *outside, _helpers.flags, _helpers.mail, 0,
+                                  RETURN_WAIT_READS)
+        return
+    _helpers.run_program(table, descriptors, arena, outside, helpers)
 
 
 def run_ranges(task: Callable[[int, int], None], total: int, parallel: bool) -> None:

@@ -156,6 +156,22 @@ def test_thread_count_can_change_between_runs():
     assert np.array_equal(results[0], results[2]) and np.array_equal(results[1], results[3])
 
 
+def test_a_session_keeps_the_thread_count_already_set():
+    """Made without ``num_threads``, a session leaves the count of an enclosing ``limit`` or of ``configure``."""
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], [("x", TensorProto.FLOAT, [1, 2])], {})
+    with threads.limit(1):
+        minicnn.InferenceSession(model.SerializeToString())
+        assert threads.num_threads() == 1
+    threads.configure(1)
+    try:
+        minicnn.InferenceSession(model.SerializeToString())
+        assert threads.num_threads() == 1
+        minicnn.InferenceSession(model.SerializeToString(), num_threads=2)
+        assert threads.num_threads() == 2
+    finally:
+        threads.configure(None)
+
+
 def test_a_shape_that_depends_on_the_data_runs_the_op_unprepared():
     # Same feed shapes, so the same plan; but the Reshape target is data, so the Conv sees another shape.
     model = _model([helper.make_node("Reshape", ["flat", "shape"], ["x"]),

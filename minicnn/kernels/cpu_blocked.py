@@ -53,6 +53,13 @@ by pixel ranges, channel blocks or bands of rows: the convolutions and
 pools as compiled jobs (``minicnn.kernels.jobs``, no GIL), the reorders
 and the resize through ``threads.run_parallel``.
 
+The ``*_runner`` functions prepare a layer for one input shape: a
+:class:`BlockedLayer`, one :class:`CompiledJob` per kernel it runs (a
+padded dense convolution runs two: :func:`pad_planes`, then the
+convolution). Called, a layer runs its jobs from Python; a session runs
+runs of consecutive layers as one compiled program instead
+(``minicnn.chains``).
+
 Versions (each measured in one process against the one before, 1 thread):
 
 1. ``pointwise_nchw16c`` (session 9): 2.3-4.2x faster than the NCHW direct
@@ -120,6 +127,9 @@ from .simd import (LANES, add, broadcast, div, fma, load, maximum, minimum, mul,
 
 BLOCK = LANES  # channels per block: one vector register of float32
 PIXELS = 8     # pixels per tile of pointwise_nchw16c: 8 accumulator registers
+# A pooling or padding job's epilogue scalars (it has no epilogue), and its weights, bias and slope.
+_NO_FLOATS = np.zeros(3, dtype=np.float64)
+_UNUSED = np.zeros(BLOCK, dtype=np.float32)
 
 
 def blocks(channels: int) -> int:
@@ -324,40 +334,81 @@ def _run_chunks(kernel, args: tuple, chunks) -> None:
         threads.run_parallel(lambda k: kernel(*args, *chunks[k]), len(chunks))
 
 
-def _job_runner(kind: int, wb, bias, slope, taps, ints, floats, split):
-    """A layer's compiled job (``minicnn.kernels.jobs``): returns ``call(x, y, residual, has_residual)``.
+class CompiledJob:
+    """One kernel of a layer as a compiled job (``minicnn.kernels.jobs``), for inputs of one shape.
 
-    The kernels of this module that run as jobs (1x1, depthwise, dense and
-    pooling) take their constant arrays and scalars through a descriptor
-    made here (``jobs.Job``), one per thread count: ``split()`` gives the
-    chunks for the current one. On one thread, or in one chunk, a call is a
-    single Numba call on this thread; otherwise the helper threads share it
-    without the GIL (``threads.run_compiled``).
+    The kernels of this module that run as jobs (1x1, depthwise, dense,
+    pooling and zero-padding) take their constant arrays and scalars
+    through a descriptor made here (``jobs.Job``), one per thread count:
+    ``split()`` gives the chunks for the current one. A batch takes
+    ``calls`` kernel calls, each on its own slice of the flat input and
+    output: one per image for the 1x1 and dense kernels, one in all for the
+    others, whose planes run over the whole batch.
     """
-    job = jobs.Job(kind, wb, bias, slope, taps, ints, floats)
-    descriptors: dict[int, tuple] = {}  # thread count -> (descriptor, number of chunks)
 
-    def call(x, y, residual, has_residual: bool) -> None:
+    def __init__(self, kind: int, wb, bias, slope, taps, ints, floats, split, in_shape: tuple, out_shape: tuple,
+                 per_image: bool):
+        self.job = jobs.Job(kind, wb, bias, slope, taps, ints, floats)
+        self.split = split
+        self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
+        self.calls = self.in_shape[0] if per_image else 1
+        self._described: dict[int, tuple] = {}  # thread count -> (descriptor, number of chunks)
+
+    def described(self) -> tuple[np.ndarray, int]:
+        """``(descriptor, n_chunks)`` of this job split for the current thread count."""
         n_threads = threads.num_threads()
-        described = descriptors.get(n_threads)
+        described = self._described.get(n_threads)
         if described is None:
-            chunks = split()
-            described = descriptors[n_threads] = (job.describe(_chunk_table(chunks)), len(chunks))
-        descriptor, n_chunks = described
-        if n_chunks == 1 or n_threads == 1:
-            jobs.run_alone(descriptor, x, y, residual, has_residual)
-        else:
-            threads.run_compiled(descriptor, x, y, residual, has_residual, n_chunks)
+            chunks = self.split()
+            described = self._described[n_threads] = (self.job.describe(_chunk_table(chunks)), len(chunks))
+        return described
 
-    return call
+    def run(self, x: np.ndarray, y: np.ndarray, residual: np.ndarray | None) -> None:
+        """The job on ``x`` into ``y`` (whole batches, C-contiguous), adding ``residual`` if it is not None.
+
+        On one thread, or in one chunk, each call is a single Numba call on
+        this thread; otherwise the helper threads share it without the GIL
+        (``threads.run_compiled``).
+        """
+        descriptor, n_chunks = self.described()
+        alone = n_chunks == 1 or threads.num_threads() == 1
+        has_residual = residual is not None
+        x_f, y_f = x.reshape(self.calls, -1), y.reshape(self.calls, -1)
+        r_f = y_f if residual is None else residual.reshape(self.calls, -1)  # never read without a residual
+        for i in range(self.calls):
+            if alone:
+                jobs.run_alone(descriptor, x_f[i], y_f[i], r_f[i], has_residual)
+            else:
+                threads.run_compiled(descriptor, x_f[i], y_f[i], r_f[i], has_residual, n_chunks)
 
 
-def _per_image(call, x: np.ndarray, y: np.ndarray, residual: np.ndarray | None) -> None:
-    """``call`` (from :func:`_job_runner`) on each image of the batch: flat input, output and residual views."""
-    for i in range(x.shape[0]):
-        y_i = y[i].reshape(-1)
-        res = y_i if residual is None else residual[i].reshape(-1)  # never read without a residual
-        call(x[i].reshape(-1), y_i, res, residual is not None)
+class BlockedLayer:
+    """A layer of this module prepared for inputs of one shape: ``layer(x, residual=None)`` returns its output.
+
+    ``jobs`` are the compiled jobs it runs, each on the output of the one
+    before: one, or two for a dense convolution with padding (zero-pad the
+    input, then convolve). The last adds the residual, if any. A session
+    runs its layers one call each, or a chain of them in one compiled call
+    (``minicnn.chains``, which reads ``jobs``); the two give the same bits.
+    """
+
+    def __init__(self, layer_jobs: list[CompiledJob], takes_residual: bool):
+        self.jobs = tuple(layer_jobs)
+        self.takes_residual = takes_residual
+        self.in_shape, self.out_shape = self.jobs[0].in_shape, self.jobs[-1].out_shape
+        self._last = self.jobs[-1]
+
+    def __call__(self, x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        if residual is not None and (not self.takes_residual or residual.shape != self.out_shape):
+            raise ValueError(f"{jobs.KINDS[self._last.job.kind]}: residual{list(residual.shape)} does not fit "
+                             + (f"the output {list(self.out_shape)}" if self.takes_residual else "(takes none)"))
+        for job in self.jobs[:-1]:
+            y = np.empty(job.out_shape, dtype=np.float32)
+            job.run(x, y, None)
+            x = y
+        y = np.empty(self.out_shape, dtype=np.float32)
+        self._last.run(x, y, residual)
+        return y
 
 
 @functools.lru_cache(maxsize=1024)
@@ -378,7 +429,8 @@ def pointwise_conv_blocked(xb: np.ndarray, wb: np.ndarray, bias16: np.ndarray, s
 
     ``wb, bias16, slope16`` as returned by :func:`blocked_pointwise_weights`;
     ``residual`` None or of the output's blocked shape. Large layers are
-    split into pixel ranges between minicnn's threads (``threads.run_parallel``).
+    split into pixel ranges (and groups of output blocks) between
+    minicnn's threads, as a compiled job.
     """
     return pointwise_runner(xb.shape, wb, bias16, slope16, activation, alpha, lo, hi)(xb, residual)
 
@@ -404,15 +456,9 @@ def pointwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
     floats = _job_floats(alpha, lo, hi)
     parallel = pixels * cb * mb * BLOCK * BLOCK >= MIN_PARALLEL_MACS
 
-    call = _job_runner(jobs.POINTWISE, w_f, bias16, slope16, jobs.NO_TAPS, ints, floats,
-                       lambda: _pixel_and_block_chunks(pixels, mb, parallel))
-
-    def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        y = np.empty(out_shape, dtype=np.float32)
-        _per_image(call, xb, y, residual)
-        return y
-
-    return run
+    job = CompiledJob(jobs.POINTWISE, w_f, bias16, slope16, jobs.NO_TAPS, ints, floats,
+                      lambda: _pixel_and_block_chunks(pixels, mb, parallel), x_shape, out_shape, per_image=True)
+    return BlockedLayer([job], takes_residual=True)
 
 
 # ---------------------------------------------------------------------------
@@ -639,17 +685,9 @@ def depthwise_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16
     w_f = wb.reshape(-1)
     parallel = n * cb * oh * ow * BLOCK * kh * kw >= MIN_PARALLEL_DEPTHWISE_MACS
 
-    call = _job_runner(jobs.DEPTHWISE, w_f, bias16, slope16, jobs.NO_TAPS, ints, floats,
-                       lambda: _plane_chunks(n * cb, oh, parallel))
-
-    def run(xb: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        y = np.empty(out_shape, dtype=np.float32)
-        y_f = y.reshape(-1)
-        res = y_f if residual is None else residual.reshape(-1)  # never read without a residual
-        call(xb.reshape(-1), y_f, res, residual is not None)
-        return y
-
-    return run
+    job = CompiledJob(jobs.DEPTHWISE, w_f, bias16, slope16, jobs.NO_TAPS, ints, floats,
+                      lambda: _plane_chunks(n * cb, oh, parallel), x_shape, out_shape, per_image=False)
+    return BlockedLayer([job], takes_residual=True)
 
 
 # ---------------------------------------------------------------------------
@@ -829,17 +867,50 @@ def dense_taps(in_blocks: int, kernel: tuple[int, int], dilations: tuple[int, in
     return taps
 
 
-def _pad_input(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
-    """``x`` (NCHW or NCHW16c) with zero rows and columns around each plane: pads (top, left, bottom, right)."""
+@njit(nogil=True, cache=True)
+def pad_planes(x, y, h, w, hp, wp, pt, pl, lanes, q0, q1, r0, r1):
+    """Rows ``r0:r1`` of planes ``q0:q1`` of ``y`` (``hp x wp`` pixels of ``lanes`` values): ``x``'s planes
+    (``h x w`` pixels) with ``pt`` zero rows above and ``pl`` zero columns to the left, zeros elsewhere.
+
+    NCHW (``lanes`` 1, a plane per channel) or NCHW16c (16, a plane per
+    block); ``x`` and ``y`` flat. Every value of those rows is written, so
+    ``y`` may hold anything before.
+    """
+    row = wp * lanes
+    left = pl * lanes
+    inner = w * lanes
+    for q in range(q0, q1):
+        for r in range(r0, r1):
+            out = (q * hp + r) * row
+            i = r - pt
+            if i < 0 or i >= h:
+                for k in range(row):
+                    y[out + k] = 0.0
+                continue
+            src = (q * h + i) * inner
+            for k in range(left):
+                y[out + k] = 0.0
+            for k in range(inner):
+                y[out + left + k] = x[src + k]
+            for k in range(left + inner, row):
+                y[out + k] = 0.0
+
+
+def pad_job(x_shape: tuple, pads: tuple[int, int, int, int]) -> CompiledJob:
+    """The job that zero-pads inputs of shape ``x_shape`` (NCHW or NCHW16c): pads (top, left, bottom, right).
+
+    A dense convolution reads its input padded (:func:`dense_nchw16c` never
+    tests a tap for the image's edge); this writes the padded copy.
+    """
     pt, pl, pb, pr = pads
-    if not any(pads):
-        return np.ascontiguousarray(x, dtype=np.float32)
-    shape = list(x.shape)
-    shape[2] += pt + pb
-    shape[3] += pl + pr
-    xp = np.zeros(shape, dtype=np.float32)
-    xp[:, :, pt:pt + x.shape[2], pl:pl + x.shape[3]] = x
-    return xp
+    n, c, h, w = x_shape[:4]
+    lanes = x_shape[4] if len(x_shape) == 5 else 1
+    hp, wp = h + pt + pb, w + pl + pr
+    out_shape = (n, c, hp, wp) + tuple(x_shape[4:])
+    ints = np.array([h, w, hp, wp, pt, pl, lanes], dtype=np.int64)
+    parallel = n * c * hp * wp * lanes >= MIN_PARALLEL_POOL_VALUES
+    return CompiledJob(jobs.PAD, _UNUSED, _UNUSED, _UNUSED, jobs.NO_TAPS, ints, _NO_FLOATS,
+                       lambda: _plane_chunks(n * c, hp, parallel), x_shape, out_shape, per_image=False)
 
 
 def _pixel_and_block_chunks(pixels: int, out_blocks: int, parallel: bool) -> tuple[tuple[int, int, int, int], ...]:
@@ -895,16 +966,12 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
     ints = np.array([in_lanes, wp, oh, ow, strides[0], strides[1], ACTIVATION_CODES[activation]], dtype=np.int64)
     floats = _job_floats(alpha, lo, hi)
     parallel = pixels * wb.size >= MIN_PARALLEL_MACS
-    call = _job_runner(jobs.DENSE, w_f, bias16, slope16, taps, ints, floats,
-                       lambda: _pixel_and_block_chunks(pixels, mb, parallel))
-
-    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        xp = _pad_input(x, pads)
-        y = np.empty(out_shape, dtype=np.float32)
-        _per_image(call, xp, y, residual)
-        return y
-
-    return run
+    padded_shape = (n, x_shape[1], hp, wp) + tuple(x_shape[4:])
+    layer_jobs = [pad_job(x_shape, pads)] if any(pads) else []
+    layer_jobs.append(CompiledJob(jobs.DENSE, w_f, bias16, slope16, taps, ints, floats,
+                                  lambda: _pixel_and_block_chunks(pixels, mb, parallel), padded_shape, out_shape,
+                                  per_image=True))
+    return BlockedLayer(layer_jobs, takes_residual=True)
 
 
 # ---------------------------------------------------------------------------
@@ -912,8 +979,6 @@ def dense_runner(x_shape: tuple, wb: np.ndarray, bias16: np.ndarray, slope16: np
 # ---------------------------------------------------------------------------
 # Output pixels per tile of pool_nchw16c: 4 independent running maxima (or sums) instead of one chain.
 POOL_PIXELS = 4
-# A pooling job's epilogue scalars (it has no epilogue).
-_NO_FLOATS = np.zeros(3, dtype=np.float64)
 
 
 @njit(nogil=True, cache=True)
@@ -1020,17 +1085,9 @@ def pool_runner(x_shape: tuple, kernel: tuple[int, int], strides: tuple[int, int
                      bool(count_include_pad), h + pads[2], w + pads[3]], dtype=np.int64)
     parallel = n * cb * h * w * BLOCK >= MIN_PARALLEL_POOL_VALUES
 
-    unused = np.zeros(BLOCK, dtype=np.float32)  # a pooling job's weights, bias and slope
-    call = _job_runner(jobs.POOL, unused, unused, unused, jobs.NO_TAPS, ints, _NO_FLOATS,
-                       lambda: _plane_chunks(n * cb, oh, parallel))
-
-    def run(xb: np.ndarray) -> np.ndarray:
-        y = np.empty(out_shape, dtype=np.float32)
-        y_f = y.reshape(-1)
-        call(xb.reshape(-1), y_f, y_f, False)
-        return y
-
-    return run
+    job = CompiledJob(jobs.POOL, _UNUSED, _UNUSED, _UNUSED, jobs.NO_TAPS, ints, _NO_FLOATS,
+                      lambda: _plane_chunks(n * cb, oh, parallel), x_shape, out_shape, per_image=False)
+    return BlockedLayer([job], takes_residual=False)
 
 
 @njit(nogil=True, cache=True)

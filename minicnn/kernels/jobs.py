@@ -55,9 +55,9 @@ from . import cpu_blocked
 from .spin import _atomic_add, _atomic_load, _atomic_store, _compare_and_swap, wait_until_at_least
 
 # What a job runs: the kernel, and how its scalar arguments sit in ``ints`` and ``floats`` (see run_chunk).
-POINTWISE, DEPTHWISE, DENSE, POOL = 1, 2, 3, 4
+POINTWISE, DEPTHWISE, DENSE, POOL, PAD = 1, 2, 3, 4, 5
 KINDS = {POINTWISE: "pointwise_nchw16c", DEPTHWISE: "depthwise_nchw16c", DENSE: "dense_nchw16c",
-         POOL: "pool_nchw16c"}
+         POOL: "pool_nchw16c", PAD: "pad_planes"}
 
 # A descriptor: slots of an int64 array; each array is its address, then its size.
 _KIND, N_CHUNKS = 0, 1
@@ -118,6 +118,7 @@ def run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_res
     * ``DENSE``: ``in_lanes, wp, oh, ow, sh, sw, code`` (and the ``taps`` table); chunk ``(ob0, ob1, p0, p1)``
     * ``POOL``: ``h, w, oh, ow, kh, kw, sh, sw, pt, pl, average, count_include_pad, h_end, w_end``;
       chunk ``(q0, q1, r0, r1)``
+    * ``PAD``: ``h, w, hp, wp, pt, pl, lanes`` (no epilogue); chunk ``(q0, q1, r0, r1)``
     """
     alpha, lo, hi = np.float32(floats[0]), np.float32(floats[1]), np.float32(floats[2])
     if kind == POINTWISE:
@@ -133,6 +134,8 @@ def run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_res
     elif kind == POOL:
         cpu_blocked.pool_nchw16c(x, y, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], ints[7],
                                  ints[8], ints[9], ints[10] != 0, ints[11] != 0, ints[12], ints[13], c0, c1, c2, c3)
+    elif kind == PAD:
+        cpu_blocked.pad_planes(x, y, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], c0, c1, c2, c3)
 
 
 class _Holding(bytearray):
@@ -257,6 +260,64 @@ def run_shared(flags, mail, seats, descriptor, x, y, residual, has_residual, wai
         _run_numbered(descriptor, x, y, residual, has_residual, chunk)
         _atomic_add(flags, _FINISHED, 1)
     return wait_until_at_least(flags, _FINISHED, n, wait_reads)
+
+
+# A program (``minicnn.chains``): one row per job, these columns, and one descriptor per row. Each tensor is
+# ``(slot, offset, size)``: a slice of the arena (slot 0) or of one of the four outside arrays (slots 1-4),
+# ``size`` values per kernel call; ``CALLS`` calls, one after another along the tensors.
+CALLS, X_SLOT, X_OFFSET, X_SIZE, Y_SLOT, Y_OFFSET, Y_SIZE, R_SLOT, R_OFFSET, R_SIZE = range(10)
+PROGRAM_COLUMNS = 10
+ARENA, OUTSIDE_SLOTS = 0, 4
+NO_RESIDUAL = -1  # R_SLOT of a job without a residual
+
+
+@njit(nogil=True, cache=True)
+def _slot(slot, arena, e0, e1, e2, e3):
+    if slot == 1:
+        return e0
+    if slot == 2:
+        return e1
+    if slot == 3:
+        return e2
+    if slot == 4:
+        return e3
+    return arena
+
+
+@njit(nogil=True, cache=True)
+def run_program(table, descriptors, arena, e0, e1, e2, e3, flags, mail, seats, wait_reads):
+    """Every job of a program in order, in one call: what :func:`run_alone` or :func:`run_shared` does per job.
+
+    ``table`` (int64, one row of ``PROGRAM_COLUMNS`` per job) says where
+    each job's input, output and residual are; ``descriptors`` holds the
+    jobs' descriptors, one row each. With ``seats`` 0 every job runs on
+    this thread; otherwise a job of several chunks is shared with up to
+    ``seats`` spinning helpers, and the next starts only once every chunk
+    of it is counted (it may read this one's output).
+    """
+    for step in range(table.shape[0]):
+        row = table[step]
+        descriptor = descriptors[step]
+        n = descriptor[N_CHUNKS]
+        x = _slot(row[X_SLOT], arena, e0, e1, e2, e3)
+        y = _slot(row[Y_SLOT], arena, e0, e1, e2, e3)
+        has_residual = row[R_SLOT] != NO_RESIDUAL
+        residual = _slot(row[R_SLOT], arena, e0, e1, e2, e3) if has_residual else y
+        for call in range(row[CALLS]):
+            x0 = row[X_OFFSET] + call * row[X_SIZE]
+            y0 = row[Y_OFFSET] + call * row[Y_SIZE]
+            x_i = x[x0:x0 + row[X_SIZE]]
+            y_i = y[y0:y0 + row[Y_SIZE]]
+            if has_residual:
+                r0 = row[R_OFFSET] + call * row[R_SIZE]
+                r_i = residual[r0:r0 + row[R_SIZE]]
+            else:
+                r_i = y_i  # never read
+            if seats == 0 or n == 1:
+                run_alone(descriptor, x_i, y_i, r_i, has_residual)
+            elif not run_shared(flags, mail, seats, descriptor, x_i, y_i, r_i, has_residual, wait_reads):
+                while not wait_until_at_least(flags, _FINISHED, n, wait_reads):
+                    pass  # a helper still runs a chunk; the next job may read its output
 
 
 @njit(nogil=True, cache=True)
