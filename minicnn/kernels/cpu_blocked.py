@@ -114,13 +114,14 @@ Versions (each measured in one process against the one before, 1 thread):
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
 from .. import threads  # first: chooses Numba's threading layer before numba is imported
 from numba import njit  # noqa: E402
 
-from . import cpu_pool, jobs  # noqa: E402  (jobs imports this module back: see its imports)
+from . import cache_guard, cpu_pool, jobs, simd  # noqa: E402  (jobs imports this module back: see its imports)
 from .cpu_conv import ACTIVATION_CODES  # noqa: E402
 from .simd import (LANES, add, broadcast, div, fma, load, maximum, minimum, mul, splat, store,  # noqa: E402
                    where_positive)
@@ -875,25 +876,32 @@ def pad_planes(x, y, h, w, hp, wp, pt, pl, lanes, q0, q1, r0, r1):
     NCHW (``lanes`` 1, a plane per channel) or NCHW16c (16, a plane per
     block); ``x`` and ``y`` flat. Every value of those rows is written, so
     ``y`` may hold anything before.
+
+    Each loop indexes a view of its row by the loop counter alone. Written
+    as ``y[out + k] = x[src + k]``, Numba cannot tell that the index is not
+    negative (it would count from the end), and the copy ran one value at a
+    time: 360 us for 4 x 80 x 80 x 16 values, against 38 us this way and
+    62 us for ``np.zeros`` and a slice assignment (best of 300).
     """
     row = wp * lanes
     left = pl * lanes
     inner = w * lanes
     for q in range(q0, q1):
         for r in range(r0, r1):
-            out = (q * hp + r) * row
+            out = y[(q * hp + r) * row:(q * hp + r + 1) * row]
             i = r - pt
             if i < 0 or i >= h:
                 for k in range(row):
-                    y[out + k] = 0.0
+                    out[k] = 0.0
                 continue
-            src = (q * h + i) * inner
+            src = x[(q * h + i) * inner:(q * h + i + 1) * inner]
+            head, body, tail = out[:left], out[left:left + inner], out[left + inner:]
             for k in range(left):
-                y[out + k] = 0.0
+                head[k] = 0.0
             for k in range(inner):
-                y[out + left + k] = x[src + k]
-            for k in range(left + inner, row):
-                y[out + k] = 0.0
+                body[k] = src[k]
+            for k in range(tail.size):
+                tail[k] = 0.0
 
 
 def pad_job(x_shape: tuple, pads: tuple[int, int, int, int]) -> CompiledJob:
@@ -1184,3 +1192,7 @@ def resize_runner(x_shape: tuple, out_hw: tuple[int, int], mode: str, indices: t
         return y
 
     return run
+
+
+# The kernels above carry simd's helpers inside their compiled code.
+cache_guard.forget_if_changed(sys.modules[__name__], [simd])

@@ -45,13 +45,15 @@ chunk writes its own part of the output; nothing is summed across chunks).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import carray, njit, types
 from numba.extending import intrinsic
 
 from ..threads import _CLAIM, _FINISHED, _JOB, _PYTHON_JOB, _SEATS
 # cpu_blocked imports this module for its runners: its kernels are looked up when run_chunk compiles.
-from . import cpu_blocked
+from . import cache_guard, cpu_blocked, simd, spin
 from .spin import _atomic_add, _atomic_load, _atomic_store, _compare_and_swap, wait_until_at_least
 
 # What a job runs: the kernel, and how its scalar arguments sit in ``ints`` and ``floats`` (see run_chunk).
@@ -352,3 +354,7 @@ def help_until_python_job(flags, mail, seen, python_seen, idle_reads, start_dela
     # out_of_spin stays 0: a thread about to sleep needs the GIL only for a moment, and a caller must not wait
     # for a sleeping helper to come back (threads._Helpers.run waits while it is 1).
     return seen, False
+
+
+# These functions carry the kernels of cpu_blocked (and its simd helpers) and spin inside their compiled code.
+cache_guard.forget_if_changed(sys.modules[__name__], [cpu_blocked, simd, spin])
