@@ -6,7 +6,10 @@ size, padded to a multiple of 32), in one interleaved run:
 * minicnn, numpy backend (the readable references)
 * minicnn, numba backend (the fast CPU path), at 1 thread and at all cores;
   with ``--with-nchw`` also with ``layout="NCHW"`` (no NCHW16c chains,
-  ``minicnn.layout``), to measure what the layout pass gains
+  ``minicnn.layout``), to measure what the layout pass gains, and with
+  ``--with-unchained`` also with ``chains=False`` (every blocked layer
+  called from Python, ``minicnn.chains``), to measure what running runs of
+  layers as one compiled program gains
 * onnxruntime CPU at the same thread counts
 * onnx.reference.ReferenceEvaluator (ONNX's own pure-Python runtime)
 
@@ -22,6 +25,7 @@ absolute times, across runs. ``--backend cuda`` adds minicnn's CUDA backend.
     python benchmarks/bench_models.py --no-reference --no-native   # quick: no onnx.reference, detectors at 640 only
     python benchmarks/bench_models.py --models scrfd_500m w600k_mbf --rounds 5
     python benchmarks/bench_models.py --no-reference --with-nchw   # with and without the NCHW16c layout
+    python benchmarks/bench_models.py --no-reference --with-unchained   # with and without chains
     python benchmarks/bench_models.py --markdown benchmarks/results/models.md
 """
 
@@ -128,7 +132,7 @@ def max_rel(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 
 def bench_model(name: str, path: Path, shape, rounds: int, all_threads: int, with_reference: bool,
-                with_cuda: bool, with_nchw: bool = False) -> dict:
+                with_cuda: bool, with_nchw: bool = False, with_unchained: bool = False) -> dict:
     x = photo_input(shape)
     feed_name = minicnn.load_model(path).inputs[0].name
     feeds = {feed_name: x}
@@ -137,8 +141,8 @@ def bench_model(name: str, path: Path, shape, rounds: int, all_threads: int, wit
     ref_sess = ort_session(path, all_threads)
     expected = ref_sess.run(None, feeds)
 
-    def minicnn_runner(backend, n, layout="NCHW16c"):
-        sess = minicnn.InferenceSession(str(path), backend=backend, layout=layout)
+    def minicnn_runner(backend, n, layout="NCHW16c", chains=True):
+        sess = minicnn.InferenceSession(str(path), backend=backend, layout=layout, chains=chains)
         t0 = time.perf_counter()
         with threads.limit(n):
             got = sess.run(None, feeds)
@@ -158,6 +162,9 @@ def bench_model(name: str, path: Path, shape, rounds: int, all_threads: int, wit
         if with_nchw:
             run, errors[f"minicnn-nchw {n}t"], _ = minicnn_runner("numba", n, "NCHW")
             runners[f"minicnn-nchw {n}t"] = run
+        if with_unchained:
+            run, errors[f"minicnn-unchained {n}t"], _ = minicnn_runner("numba", n, chains=False)
+            runners[f"minicnn-unchained {n}t"] = run
         sess = ort_session(path, n)
         runners[f"onnxruntime {n}t"] = (lambda s: lambda: s.run(None, feeds))(sess)
     slow = {}
@@ -204,6 +211,9 @@ def report(results: list[dict], all_threads: int) -> str:
     with_nchw = any("minicnn-nchw 1t" in r["ms"] for r in results)
     if with_nchw:
         head += [f"NCHW {n}t ms" for n in threads_list] + [f"NCHW16c speed-up {n}t" for n in threads_list]
+    with_unchained = any("minicnn-unchained 1t" in r["ms"] for r in results)
+    if with_unchained:
+        head += [f"unchained {n}t ms" for n in threads_list] + [f"chains speed-up {n}t" for n in threads_list]
     if with_cuda:
         head += ["minicnn cuda ms", "cuda speed-up vs numba"]
     head += ["numpy ref ms", "onnx.reference ms", "x faster than onnx.reference (1t)", "minicnn max rel err",
@@ -219,6 +229,9 @@ def report(results: list[dict], all_threads: int) -> str:
         if with_nchw:
             row += [f"{ms[f'minicnn-nchw {n}t']:.1f}" for n in threads_list]
             row += [f"{ms[f'minicnn-nchw {n}t'] / ms[f'minicnn-numba {n}t']:.2f}" for n in threads_list]
+        if with_unchained:
+            row += [f"{ms[f'minicnn-unchained {n}t']:.2f}" for n in threads_list]
+            row += [f"{ms[f'minicnn-unchained {n}t'] / ms[f'minicnn-numba {n}t']:.2f}" for n in threads_list]
         best = ms[f"minicnn-numba {all_threads}t"]
         single = ms["minicnn-numba 1t"]
         if with_cuda:
@@ -248,6 +261,8 @@ def main() -> int:
                         help="cuda: add minicnn's CUDA backend as a column")
     parser.add_argument("--with-nchw", action="store_true",
                         help="also time minicnn with layout=NCHW (what the NCHW16c layout pass gains)")
+    parser.add_argument("--with-unchained", action="store_true",
+                        help="also time minicnn with chains=False (what running chains of layers as one call gains)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     all_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -259,7 +274,7 @@ def main() -> int:
             shapes = shapes[:1]
         for shape in shapes:
             res = bench_model(name, path, shape, args.rounds, all_threads, not args.no_reference,
-                              args.backend == "cuda", args.with_nchw)
+                              args.backend == "cuda", args.with_nchw, args.with_unchained)
             ms = res["ms"]
             print(f"{name} {shape}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
                   + "; max rel err " + ", ".join(f"{k} {v:.1e}" for k, v in res["max_rel_err"].items()), flush=True)
