@@ -129,7 +129,7 @@ class InferenceSession:
             raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
         self.backend = backend
         self.layout = layout if backend == "numba" else "NCHW"
-        self.chains = chains
+        self.use_chains = chains
         self.model_graph = load_model(path_or_bytes)  # the file's graph, untouched
         self._check_supported(self.model_graph)
         self.graph = optimize_graph(self.model_graph) if optimize else self.model_graph
@@ -215,11 +215,23 @@ class InferenceSession:
 
     def _fused(self, blocked: Plan | None) -> Plan | None:
         """What ``run`` executes of the blocked plan: its chains fused (``minicnn.chains``) unless turned off."""
-        if blocked is None or not self.chains:
+        if blocked is None or not self.use_chains:
             return blocked
         from .chains import fuse
 
         return fuse(blocked)
+
+    def run_chains(self) -> list:
+        """The chains (``minicnn.chains.Chain``) ``run`` executes, for each input shape run so far, in order.
+
+        Print one to see which layers it runs, how many jobs and how large
+        its arena is; ``chain.rows`` and ``chain.places`` say where each
+        job reads and writes.
+        """
+        from .chains import Chain
+
+        return [step.prepared for plans in self._plans.values() if plans.fused is not None
+                for step in plans.fused.steps if isinstance(step.prepared, Chain)]
 
     # -- stepping -------------------------------------------------------------------
     def steps(self, input_feed: dict[str, np.ndarray]) -> Iterator[NodeStep]:

@@ -45,7 +45,9 @@ def _plans(sess):
 
 
 def _chains(sess) -> list[chains.Chain]:
-    return [s.prepared for s in _plans(sess).fused.steps if isinstance(s.prepared, chains.Chain)]
+    found = sess.run_chains()
+    assert found == [s.prepared for s in _plans(sess).fused.steps if isinstance(s.prepared, chains.Chain)]
+    return found
 
 
 def _poison(sess) -> None:
