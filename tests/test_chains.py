@@ -40,6 +40,12 @@ def _nan_empty(monkeypatch):
     monkeypatch.setattr(chains, "np", _NumpyWithNanEmpty())
 
 
+def _split_everything(monkeypatch) -> None:
+    """Split thresholds at 0: every job is cut into chunks (and shared, on 2 threads)."""
+    for name in ("MIN_PARALLEL_MACS", "MIN_PARALLEL_DEPTHWISE_MACS", "MIN_PARALLEL_POOL_VALUES"):
+        monkeypatch.setattr(cpu_blocked, name, 0)
+
+
 def _plans(sess):
     return next(iter(sess._plans.values()))
 
@@ -117,8 +123,7 @@ def test_a_chain_gives_the_same_bits_as_its_layers(n_threads):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_shared_jobs_inside_a_program_give_the_same_bits(n_threads, monkeypatch):
     """With the split thresholds at 0 every job of the program is cut into chunks and, on 2 threads, shared."""
-    for name in ("MIN_PARALLEL_MACS", "MIN_PARALLEL_DEPTHWISE_MACS", "MIN_PARALLEL_POOL_VALUES"):
-        monkeypatch.setattr(cpu_blocked, name, 0)
+    _split_everything(monkeypatch)
     x = np.random.default_rng(2).standard_normal((1, 3, 22, 26)).astype(np.float32)
     found = _same_bits(_chain_model().SerializeToString(), x, n_threads, runs=20)
     if n_threads == 2:
@@ -226,8 +231,7 @@ def test_two_python_threads_can_run_one_session_at_once():
 
 def test_a_chain_wakes_sleeping_helpers(monkeypatch):
     """After the helpers have gone to sleep, a chain on 2 threads wakes them first, and still runs right."""
-    for name in ("MIN_PARALLEL_MACS", "MIN_PARALLEL_DEPTHWISE_MACS", "MIN_PARALLEL_POOL_VALUES"):
-        monkeypatch.setattr(cpu_blocked, name, 0)
+    _split_everything(monkeypatch)
     model = _chain_model().SerializeToString()
     x = np.random.default_rng(7).standard_normal((1, 3, 22, 26)).astype(np.float32)
     plain = minicnn.InferenceSession(model, chains=False)
