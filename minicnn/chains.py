@@ -125,6 +125,7 @@ def fuse(plan: Plan) -> Plan:
     i = 0
     while i < len(steps):
         members: list[Member] = []
+        ends: tuple[list[str], list[str]] = ([], [])  # the inputs and outputs of the members so far
         j = i
         while j < len(steps):
             member = as_member(steps[j])
@@ -134,10 +135,10 @@ def fuse(plan: Plan) -> Plan:
             if members and len(inputs) + len(outputs) > jobs.OUTSIDE_SLOTS:
                 break
             members.append(member)
+            ends = (inputs, outputs)
             j += 1
         if len(members) >= MIN_LAYERS:
-            inputs, outputs = outside_tensors(members, last_read, j - 1, graph_outputs)
-            fused.append(Chain(members, inputs, outputs, plan.constants).step)
+            fused.append(Chain(members, *ends, plan.constants).step)
         else:
             fused.extend(dataclasses.replace(m.step) for m in members)
         if not members:

@@ -405,22 +405,25 @@ class _Helpers:
             self.busy.release()
 
     def run_program(self, table, descriptors, arena, outside: list, helpers: int) -> None:
-        """Run a program of compiled jobs (``minicnn.chains``) with up to ``helpers`` helper threads per job."""
-        jobs = self.jobs
-        if not self.busy.acquire(blocking=False):  # another Python thread's job is running: all of this one here
-            jobs.run_program(table, descriptors, arena, *outside, self.flags, self.mail, 0, RETURN_WAIT_READS)
-            return
+        """Run a program of compiled jobs (``minicnn.chains``) with up to ``helpers`` helper threads per job.
+
+        With no helper, or while another Python thread's job is running,
+        every job of it runs on this thread.
+        """
+        shared = helpers > 0 and self.busy.acquire(blocking=False)
         try:
-            if self.sleeping:
+            if shared and self.sleeping:
                 # The jobs of a program follow each other inside one Numba call, which cannot wake a sleeping
                 # helper: wake them now with a job number of their own. A helper that sees it finds no chunk to
                 # claim (every chunk of the last job is taken) and spins for the program's jobs.
                 with self.wake:
                     self.flags[_JOB] += 1
                     self.wake.notify_all()
-            jobs.run_program(table, descriptors, arena, *outside, self.flags, self.mail, helpers, RETURN_WAIT_READS)
+            self.jobs.run_program(table, descriptors, arena, *outside, self.flags, self.mail,
+                                  helpers if shared else 0, RETURN_WAIT_READS)
         finally:
-            self.busy.release()
+            if shared:
+                self.busy.release()
 
     def run(self, task: Callable[[int], None], n_chunks: int, helpers: int) -> None:
         from .kernels.spin import wait_until_at_least, wait_while_equal
@@ -512,11 +515,7 @@ def run_program(table, descriptors, arena, outside: list) -> None:
     helpers = num_threads() - 1
     if _helpers is None:
         _helpers = _Helpers()
-    _helpers.ensure(helpers)
-    if helpers <= 0:
-        _helpers.jobs.run_program(table, descriptors, arena, *outside, _helpers.flags, _helpers.mail, 0,
-                                  RETURN_WAIT_READS)
-        return
+    _helpers.ensure(helpers)  # also imports the jobs module
     _helpers.run_program(table, descriptors, arena, outside, helpers)
 
 
