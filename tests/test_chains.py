@@ -150,6 +150,31 @@ def test_the_expression_model_runs_as_one_chain(model_path):
     assert len(_chains(fused)[0].members) >= 25
 
 
+def test_channel_padding_runs_inside_chains(model_path):
+    """BlazeFace's shortcuts append zero channels (``PadChannels_NCHW16c``): a compiled job, so no chain ends there.
+
+    Before it was one, each of the short-range model's 11 paddings ended a
+    chain: 14 chains of 2-9 layers, against 2 now.
+    """
+    path = str(model_path("blazeface_short"))
+    x = np.random.default_rng(6).random((1, 3, 128, 128)).astype(np.float32)
+    for n_threads in (1, 2):
+        with threads.limit(n_threads):
+            plain = minicnn.InferenceSession(path, chains=False)
+            fused = minicnn.InferenceSession(path)
+            feeds = {plain.get_inputs()[0].name: x}
+            plain.run(None, feeds)
+            expected = plain.run(None, feeds)
+            fused.run(None, feeds)
+            _poison(fused)
+            for a, b in zip(fused.run(None, feeds), expected):
+                np.testing.assert_array_equal(a, b)
+    ops = [s.node.op_type for s in _plans(fused).fused.steps]
+    assert "PadChannels_NCHW16c" not in ops and ops.count("Chain") <= 3, ops
+    padded = [m for c in _chains(fused) for m in c.members if m.step.node.op_type == "PadChannels_NCHW16c"]
+    assert len(padded) == 11
+
+
 def test_chains_are_cut_where_they_would_need_more_than_four_outside_arrays():
     model = _ladder_model(rungs=6)
     x = np.random.default_rng(4).standard_normal((2, 16, 12, 12)).astype(np.float32)

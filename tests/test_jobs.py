@@ -142,7 +142,7 @@ def test_compiled_jobs_from_several_python_threads_at_once():
     assert failures == []
 
 
-@pytest.mark.parametrize("kind", ["pointwise", "depthwise", "dense", "pool"])
+@pytest.mark.parametrize("kind", ["pointwise", "depthwise", "dense", "pool", "pad_channels"])
 def test_each_blocked_kernel_shared_gives_the_same_bits_as_alone(kind, monkeypatch):
     """Through the runners sessions use, with the split thresholds at 0 so that even these small layers split.
 
@@ -175,9 +175,12 @@ def test_each_blocked_kernel_shared_gives_the_same_bits_as_alone(kind, monkeypat
         wb, b16, s16 = cpu_blocked.blocked_dense_weights(rng.standard_normal((32, 32, 3, 3)).astype(np.float32),
                                                          bias, None, 16)
         run = cpu_blocked.dense_runner(xb.shape, wb, b16, s16, (1, 1), (1, 1, 1, 1), (1, 1), (11, 13), "Relu")
-    else:
+    elif kind == "pool":
         pool = cpu_blocked.pool_runner(xb.shape, (3, 3), (1, 1), (1, 1, 1, 1), (11, 13))
         run = lambda x, residual=None: pool(x)  # noqa: E731  (pooling takes no residual)
+    else:  # 27 real channels (a block and 11 lanes) become 60: a block of them is new
+        pad = cpu_blocked.pad_channels_runner(xb.shape, 27, 33)
+        run = lambda x, residual=None: pad(x)  # noqa: E731  (nor does channel padding)
     with threads.limit(1):
         expected = run(xb, residual)
     assert not np.isnan(expected).any()

@@ -49,9 +49,10 @@ and adds one tap per fused multiply-add, 8 pixels of a row at a time;
 :func:`pool_nchw16c` takes lane-wise maxima or sums the same way;
 :func:`to_blocked_fast` and :func:`from_blocked_fast` change layout at the
 ends of a chain. Every wrapper splits its work between minicnn's threads
-by pixel ranges, channel blocks or bands of rows: the convolutions and
-pools as compiled jobs (``minicnn.kernels.jobs``, no GIL), the reorders
-and the resize through ``threads.run_parallel``.
+by pixel ranges, channel blocks or bands of rows: the convolutions, pools
+and zero padding (:func:`pad_planes`, :func:`pad_channel_planes`) as
+compiled jobs (``minicnn.kernels.jobs``, no GIL), the reorders and the
+resize through ``threads.run_parallel``.
 
 The ``*_runner`` functions prepare a layer for one input shape: a
 :class:`BlockedLayer`, one :class:`CompiledJob` per kernel it runs (a
@@ -919,6 +920,59 @@ def pad_job(x_shape: tuple, pads: tuple[int, int, int, int]) -> CompiledJob:
     parallel = n * c * hp * wp * lanes >= MIN_PARALLEL_POOL_VALUES
     return CompiledJob(jobs.PAD, _UNUSED, _UNUSED, _UNUSED, jobs.NO_TAPS, ints, _NO_FLOATS,
                        lambda: _plane_chunks(n * c, hp, parallel), x_shape, out_shape, per_image=False)
+
+
+@njit(nogil=True, cache=True)
+def pad_channel_planes(x, y, h, w, cb_in, cb_out, channels, q0, q1, r0, r1):
+    """Rows ``r0:r1`` of planes ``q0:q1`` of ``y``: ``x`` (NCHW16c, ``cb_in`` blocks of ``channels`` real
+    channels) with zero channels appended, ``cb_out`` blocks in all.
+
+    A plane is one image's block, ``h x w`` pixels of 16 lanes, numbered
+    ``image * cb_out + block``; ``x`` and ``y`` flat. A block of real
+    channels is copied, a block past them written with zeros, and the block
+    that holds the last real channels (when ``channels`` is not a multiple
+    of 16) copied lane by lane with zeros in its padding lanes, whatever
+    ``x`` held there (a Sigmoid writes 0.5). Each loop indexes a view of its
+    row by the loop counter (see :func:`pad_planes`).
+    """
+    row = w * 16
+    full, keep = channels // 16, channels % 16
+    for q in range(q0, q1):
+        image, b = q // cb_out, q % cb_out
+        for r in range(r0, r1):
+            out = y[(q * h + r) * row:(q * h + r + 1) * row]
+            if b > full or (b == full and keep == 0):
+                for k in range(row):
+                    out[k] = 0.0
+                continue
+            start = ((image * cb_in + b) * h + r) * row
+            src = x[start:start + row]
+            if b < full:
+                for k in range(row):
+                    out[k] = src[k]
+                continue
+            for p in range(w):
+                for lane in range(16):
+                    out[p * 16 + lane] = src[p * 16 + lane] if lane < keep else 0.0
+
+
+def pad_channels_runner(x_shape: tuple, channels: int, extra: int) -> BlockedLayer:
+    """The layer that appends ``extra`` zero channels to NCHW16c inputs of shape ``x_shape`` holding ``channels``
+    real ones (BlazeFace's shortcuts): one compiled job, so it runs inside a chain.
+
+    Split by bands of rows like a pool; the padding lanes of the last real
+    block become zeros.
+    """
+    n, cb, h, w, _ = x_shape
+    if blocks(channels) != cb:
+        raise ValueError(f"pad_channels: {channels} channels do not fill the input's {cb} blocks of 16")
+    cb_out = blocks(channels + extra)
+    out_shape = (n, cb_out, h, w, BLOCK)
+    ints = np.array([h, w, cb, cb_out, channels], dtype=np.int64)
+    parallel = n * cb_out * h * w * BLOCK >= MIN_PARALLEL_POOL_VALUES
+    job = CompiledJob(jobs.PAD_CHANNELS, _UNUSED, _UNUSED, _UNUSED, jobs.NO_TAPS, ints, _NO_FLOATS,
+                      lambda: _plane_chunks(n * cb_out, h, parallel), x_shape, out_shape, per_image=False)
+    return BlockedLayer([job], takes_residual=False)
 
 
 def _pixel_and_block_chunks(pixels: int, out_blocks: int, parallel: bool) -> tuple[tuple[int, int, int, int], ...]:

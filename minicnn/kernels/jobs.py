@@ -10,8 +10,8 @@ empty 4-chunk job cost 11-14 us, and inside the age model at 2 threads a
 layer's 4 chunks summed 200-280 us where one thread took 120-150 us, so the
 second core paid off only on layers of a few hundred microseconds.
 
-Here the blocked kernels (1x1, depthwise, dense convolution and pooling in
-NCHW16c) run as *compiled jobs*. A layer's job is a kernel code
+Here the blocked kernels (1x1, depthwise, dense convolution, pooling and
+zero padding, of planes or of channels, in NCHW16c) run as *compiled jobs*. A layer's job is a kernel code
 (``POINTWISE`` ...), its constant arrays (weights, bias, slope, a table of
 taps), two small arrays of scalar arguments and a table of chunks, all
 written once, when the layer is prepared, into a *descriptor*: an int64
@@ -57,9 +57,9 @@ from . import cache_guard, cpu_blocked, simd, spin
 from .spin import _atomic_add, _atomic_load, _atomic_store, _compare_and_swap, wait_until_at_least
 
 # What a job runs: the kernel, and how its scalar arguments sit in ``ints`` and ``floats`` (see run_chunk).
-POINTWISE, DEPTHWISE, DENSE, POOL, PAD = 1, 2, 3, 4, 5
+POINTWISE, DEPTHWISE, DENSE, POOL, PAD, PAD_CHANNELS = 1, 2, 3, 4, 5, 6
 KINDS = {POINTWISE: "pointwise_nchw16c", DEPTHWISE: "depthwise_nchw16c", DENSE: "dense_nchw16c",
-         POOL: "pool_nchw16c", PAD: "pad_planes"}
+         POOL: "pool_nchw16c", PAD: "pad_planes", PAD_CHANNELS: "pad_channel_planes"}
 
 # A descriptor: slots of an int64 array; each array is its address, then its size.
 _KIND, N_CHUNKS = 0, 1
@@ -121,6 +121,7 @@ def run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_res
     * ``POOL``: ``h, w, oh, ow, kh, kw, sh, sw, pt, pl, average, count_include_pad, h_end, w_end``;
       chunk ``(q0, q1, r0, r1)``
     * ``PAD``: ``h, w, hp, wp, pt, pl, lanes`` (no epilogue); chunk ``(q0, q1, r0, r1)``
+    * ``PAD_CHANNELS``: ``h, w, cb_in, cb_out, channels`` (no epilogue); chunk ``(q0, q1, r0, r1)``
     """
     alpha, lo, hi = np.float32(floats[0]), np.float32(floats[1]), np.float32(floats[2])
     if kind == POINTWISE:
@@ -138,6 +139,8 @@ def run_chunk(kind, x, wb, bias, slope, y, residual, taps, ints, floats, has_res
                                  ints[8], ints[9], ints[10] != 0, ints[11] != 0, ints[12], ints[13], c0, c1, c2, c3)
     elif kind == PAD:
         cpu_blocked.pad_planes(x, y, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6], c0, c1, c2, c3)
+    elif kind == PAD_CHANNELS:
+        cpu_blocked.pad_channel_planes(x, y, ints[0], ints[1], ints[2], ints[3], ints[4], c0, c1, c2, c3)
 
 
 class _Holding(bytearray):
@@ -147,7 +150,7 @@ class _Holding(bytearray):
 class Job:
     """One layer's compiled job: its kernel and constant arrays, described for Numba by address.
 
-    ``kind`` is one of ``POINTWISE, DEPTHWISE, DENSE, POOL``; ``ints`` and
+    ``kind`` is one of ``KINDS`` (``POINTWISE`` ...); ``ints`` and
     ``floats`` as :func:`run_chunk` reads them; the arrays must be 1-D of
     the dtypes it reads. A read-only or non-contiguous one is copied (the
     helpers see plain writable arrays, and a read-only one here would make

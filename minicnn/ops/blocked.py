@@ -318,16 +318,25 @@ def PadChannels_NCHW16c(X, *, channels, extra):
     return cpu_blocked.to_blocked(np.pad(x, ((0, 0), (0, int(extra)), (0, 0), (0, 0))))
 
 
+def _pad_channels_layer(X, channels, extra) -> cpu_blocked.BlockedLayer:
+    _check_channels(X, channels, "PadChannels_NCHW16c")
+    if X.shape[1] != cpu_blocked.blocks(channels) or int(extra) < 0:
+        raise InputError(f"PadChannels_NCHW16c: channels={channels}, extra={extra} do not fit {list(X.shape)} "
+                         f"(the input's last block must hold its last real channel)")
+    return cpu_blocked.pad_channels_runner(X.shape, int(channels), int(extra))
+
+
 @register("PadChannels_NCHW16c", backend="numba")
 def PadChannels_NCHW16c_numba(X, *, channels, extra):
-    """The same without leaving the layout: copy the blocks, zero the new channels (lanes and blocks)."""
-    _check_blocked(X, "PadChannels_NCHW16c")
-    n, cb, h, w, _ = X.shape
-    y = np.empty((n, cpu_blocked.blocks(channels + extra), h, w, BLOCK), dtype=np.float32)
-    y[:, :cb] = X
-    y[:, cb:] = 0
-    y[:, channels // BLOCK:cb, :, :, channels % BLOCK:] = 0  # the last block's padding lanes become real zeros
-    return y
+    """The same without leaving the layout (``cpu_blocked.pad_channel_planes``): copy the blocks, zero the new
+    channels, lanes and blocks. A compiled job, so a session runs it inside a chain."""
+    return _pad_channels_layer(X, channels, extra)(X)
+
+
+@register_preparer("PadChannels_NCHW16c", backend="numba")
+def prepare_PadChannels_NCHW16c(args, constant, *, channels, extra):
+    layer = _pad_channels_layer(args[0], channels, extra)
+    return _prepared(lambda X: layer(X), layer)
 
 
 # ---------------------------------------------------------------------------
