@@ -9,7 +9,10 @@ pays only if the tensor then stays blocked for a while: the pass blocks
 whole chains and converts at their ends.
 
 How. :func:`block_graph` walks a session plan's graph (every tensor's shape
-is known then, from the plan's first run) and rewrites:
+is known then, from the plan's first run), after stacking sibling
+convolutions (:func:`merge_sibling_convs`: a detector head's score, box and
+keypoint convolutions of one feature map become one convolution and a
+``Split``), and rewrites:
 
 * ``Conv`` / ``FusedConv`` that a blocked kernel computes (1x1 without
   padding, depthwise, or dense: see ``minicnn.ops.blocked.blocked_conv_kind``)
@@ -26,6 +29,8 @@ is known then, from the plan's first run) and rewrites:
   ``Resize`` or ``Upsample`` of H and W with constant scales or sizes (the
   detectors' upsampling) into ``Resize_NCHW16c``, and a ``Pad`` that only
   appends zero channels (BlazeFace's shortcuts) into ``PadChannels_NCHW16c``;
+* a ``Split`` of a blocked tensor on the channel axis into one
+  ``FromNCHW16c`` per piece, each converting its own channel range;
 * elementwise ops whose data inputs are all blocked and of one shape
   (``Add``, ``Relu``, ``Sigmoid``, ...) stay what they are, run on the
   blocked arrays: an elementwise op does not care how its values are laid
@@ -149,12 +154,105 @@ def _resize(node: Node, graph: Graph, shapes: dict) -> dict | None:
             "coordinate_transformation_mode": coordinate_mode, "nearest_mode": nearest_mode}
 
 
+# What must match for sibling convolutions to become one (besides reading the same tensor).
+_SIBLING_ATTRS = CONV_ATTRS + ("activation", "alpha", "clip_min", "clip_max")
+
+
+def _sibling_key(node: Node, graph: Graph) -> tuple | None:
+    """What a convolution must share with its siblings to be merged with them, or None if it cannot be.
+
+    A one-group 2-D ``Conv`` or ``FusedConv`` with constant float32 weights
+    and bias, no PRelu slope and no residual.
+    """
+    init = graph.initializers
+    if node.op_type not in ("Conv", "FusedConv") or node.inputs[1] not in init or any(node.inputs[3:]):
+        return None
+    w = init[node.inputs[1]]
+    if w.dtype != np.float32 or w.ndim != 4 or int(node.attrs.get("group", 1)) != 1:
+        return None
+    if len(node.inputs) > 2 and node.inputs[2] and node.inputs[2] not in init:
+        return None
+    attrs = tuple((k, repr(node.attrs.get(k))) for k in _SIBLING_ATTRS)
+    return node.inputs[0], node.op_type, w.shape[1:], attrs
+
+
+def merge_sibling_convs(graph: Graph, shapes: dict[str, tuple]) -> tuple[Graph, dict[str, tuple]]:
+    """Convolutions that read one tensor with the same geometry become one, followed by a ``Split``.
+
+    A detector's head reads each feature map with two to four convolutions
+    (scores, boxes, keypoints: SCRFD's are 3x3 with 2, 8 and 20 outputs).
+    Stacked, their filters make one convolution with 30 outputs, which
+    reads the input once and fills 30 of the 32 lanes of two NCHW16c blocks,
+    where the three separate ones would fill 2, 8 and 20 of 16 each (and
+    stay in NCHW for that reason). Each original output is then a channel
+    range of the stacked one: a ``Split`` on axis 1, which :func:`block_graph`
+    turns into one ``FromNCHW16c`` per piece. Every output keeps its name,
+    and each of its channels is computed from the same weights and input.
+    Siblings are stacked only if that takes fewer blocks of 16 channels
+    than they take apart (BlazeFace's 2 + 32 outputs take 3 either way, and
+    stacked they ran no faster).
+
+    Measured (SCRFD's 80x80 level, 64 channels in, 1 thread, best of 60,
+    interleaved): the three NCHW convolutions and the input's conversion
+    3.36 ms; the stacked blocked convolution 2.23 ms; at 2 threads 3.17
+    against 1.19 ms.
+
+    Returns the new graph and ``shapes`` with the stacked tensors added
+    (the arguments are not modified).
+    """
+    groups: dict[tuple, list[Node]] = {}
+    for node in graph.nodes:
+        key = _sibling_key(node, graph)
+        if key is not None:
+            groups.setdefault(key, []).append(node)
+    def saves_lanes(siblings: list[Node]) -> bool:
+        sizes = [graph.initializers[n.inputs[1]].shape[0] for n in siblings]
+        return blocks(sum(sizes)) < sum(blocks(m) for m in sizes)
+
+    groups = {k: v for k, v in groups.items()
+              if len(v) > 1 and all(n.outputs[0] in shapes for n in v) and saves_lanes(v)}
+    if not groups:
+        return graph, shapes
+    init, shapes = dict(graph.initializers), dict(shapes)
+    replaced: dict[int, list[Node]] = {}  # id of a group's first node -> the nodes that take its place
+    dropped: set[int] = set()
+    for siblings in groups.values():
+        first = siblings[0]
+        weights = [graph.initializers[n.inputs[1]] for n in siblings]
+        biases = [graph.initializers[n.inputs[2]] if len(n.inputs) > 2 and n.inputs[2]
+                  else np.zeros(w.shape[0], np.float32) for n, w in zip(siblings, weights)]
+        stacked = f"{first.outputs[0]}.stacked"
+        init[stacked + ".W"] = np.concatenate(weights)
+        init[stacked + ".B"] = np.concatenate(biases).astype(np.float32)
+        sizes = [w.shape[0] for w in weights]
+        shapes[stacked] = (shapes[first.outputs[0]][0], sum(sizes)) + tuple(shapes[first.outputs[0]][2:])
+        name = " + ".join(n.name for n in siblings)
+        replaced[id(first)] = [
+            Node(name, first.op_type, [first.inputs[0], stacked + ".W", stacked + ".B"], [stacked],
+                 dict(first.attrs), first.domain),
+            Node(f"{name}.split", "Split", [stacked], [n.outputs[0] for n in siblings],
+                 {"axis": 1, "split": sizes}, ""),
+        ]
+        dropped.update(id(n) for n in siblings[1:])
+        log.debug("layout: %s stacked into one convolution of %d outputs", name, sum(sizes))
+    nodes = []
+    for node in graph.nodes:
+        if id(node) in replaced:
+            nodes.extend(replaced[id(node)])
+        elif id(node) not in dropped:
+            nodes.append(node)
+    return Graph(nodes=nodes, initializers=init, inputs=graph.inputs, outputs=graph.outputs, opset=graph.opset,
+                 name=graph.name, source=graph.source), shapes
+
+
 def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
     """``graph`` with its blockable chains in NCHW16c, or None if nothing was worth blocking.
 
     ``shapes`` maps every tensor name of ``graph`` to its shape at the input
-    shape being planned (a plan's first run provides them).
+    shape being planned (a plan's first run provides them). Sibling
+    convolutions are stacked first (:func:`merge_sibling_convs`).
     """
+    graph, shapes = merge_sibling_convs(graph, shapes)
     blocked: dict[str, str] = {}   # NCHW name -> name of its blocked version
     in_nchw: set[str] = set(graph.initializers) | {vi.name for vi in graph.inputs}  # tensors available as NCHW
     nodes: list[Node] = []
@@ -235,6 +333,16 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
             nodes.append(Node(node.name, "PadChannels_NCHW16c", [blocked[node.inputs[0]]], [out + SUFFIX], attrs,
                               MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX
+        elif (node.op_type == "Split" and node.inputs[0] in blocked and len(shapes[node.inputs[0]]) == 4
+              and int(node.attrs.get("axis", 0)) in (1, -3) and all(o in shapes for o in node.outputs if o)):
+            first = 0  # each piece: its channel range of the blocked tensor, straight to NCHW
+            for o in node.outputs:
+                size = int(shapes[o][1])
+                nodes.append(Node(f"{node.name}.{o}", "FromNCHW16c", [blocked[node.inputs[0]]], [o],
+                                  {"channels": size, "first": first}, MINICNN_DOMAIN))
+                in_nchw.add(o)
+                converted += 1
+                first += size
         elif (node.op_type in ELEMENTWISE and data and all(n in blocked for n in data)
               and len({shapes[n] for n in data} | {shapes[node.outputs[0]]}) == 1
               and all(np.size(graph.initializers[n]) == 1 for n in node.inputs if n in graph.initializers)):

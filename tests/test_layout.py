@@ -50,6 +50,9 @@ def test_numba_reorders_are_bitwise_the_numpy_ones(n, channels, height, width, s
     xb = cpu_blocked.to_blocked_fast(x)
     np.testing.assert_array_equal(xb, cpu_blocked.to_blocked(x))
     np.testing.assert_array_equal(cpu_blocked.from_blocked_fast(xb, channels), x)
+    first = seed % channels  # a channel range, as a Split of a blocked tensor takes it
+    np.testing.assert_array_equal(cpu_blocked.from_blocked_fast(xb, channels - first, first), x[:, first:])
+    np.testing.assert_array_equal(cpu_blocked.from_blocked(xb, channels - first, first), x[:, first:])
 
 
 @given(channels=st.integers(1, 40), height=st.integers(1, 14), width=st.integers(1, 23), kernel=st.integers(1, 5),
@@ -254,8 +257,10 @@ def test_blocked_ops_name_the_layout_they_expect():
         Conv_NCHW16c(np.zeros((1, 2, 4, 4, 16), np.float32), np.zeros((8, 40, 3, 3), np.float32))
     from minicnn.ops.blocked import FromNCHW16c_numba
 
-    with pytest.raises(minicnn.InputError, match=r"channels=40 does not fit \[1, 2, 3, 3, 16\]"):
+    with pytest.raises(minicnn.InputError, match=r"channels 0:40 do not fit \[1, 2, 3, 3, 16\]"):
         FromNCHW16c_numba(np.zeros((1, 2, 3, 3, 16), np.float32), channels=40)
+    with pytest.raises(minicnn.InputError, match=r"channels 20:32 do not fit \[1, 1, 3, 3, 16\]"):
+        FromNCHW16c_numba(np.zeros((1, 1, 3, 3, 16), np.float32), channels=12, first=20)
 
 
 # ---------------------------------------------------------------------------
@@ -399,6 +404,59 @@ def test_the_pass_runs_pools_blocked_and_ends_with_a_global_mean_in_nchw():
         _close(sess.run(None, {"in0": x})[0], expected)
     ops = [s.node.op_type for s in next(iter(sess._plans.values())).blocked.steps]
     assert ops == ["Conv_NCHW16c", "AveragePool_NCHW16c", "Conv_NCHW16c", "GlobalAveragePool_NCHW16c", "Flatten"], ops
+
+
+def _heads_model() -> onnx.ModelProto:
+    """A detector head: a 1x1 layer's output ``t`` read by sibling convolutions.
+
+    Three 3x3 ones with 2, 8 and 20 outputs (stacked: 2 blocks instead of
+    4), two 1x1 ones with a Relu and 4 and 10 outputs (1 block instead of
+    2), a 3x3 with 20 outputs and a Relu (its activation differs from the
+    first group's: not stacked with it), and two 1x1 ones with 16 outputs
+    each (2 blocks either way: not stacked). Each output is transposed to
+    NHWC, as the detectors do.
+    """
+    rng = np.random.default_rng(7)
+    inits = [_init("w_t", rng.standard_normal((24, 16, 1, 1)) * 0.3)]
+    nodes = [helper.make_node("Conv", ["in0", "w_t"], ["t"])]
+    heads = [("a", 2, 3, None), ("b", 8, 3, None), ("c", 20, 3, None), ("d", 4, 1, "Relu"), ("e", 10, 1, "Relu"),
+             ("f", 20, 3, "Relu"), ("g", 16, 1, None), ("h", 16, 1, None)]
+    for name, m, k, act in heads:
+        inits += [_init(f"w_{name}", rng.standard_normal((m, 24, k, k)) * 0.2), _init(f"b_{name}", rng.standard_normal(m))]
+        pads = [k // 2] * 4
+        conv_out = f"{name}_conv" if act else f"{name}_pre"
+        nodes.append(helper.make_node("Conv", ["t", f"w_{name}", f"b_{name}"], [conv_out], pads=pads,
+                                      name=f"{name}_head"))
+        if act:
+            nodes.append(helper.make_node(act, [conv_out], [f"{name}_pre"]))
+        nodes.append(helper.make_node("Transpose", [f"{name}_pre"], [name], perm=[0, 2, 3, 1]))
+    graph = helper.make_graph(nodes, "heads", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, [1, 16, 9, 11])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n, *_ in heads],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_sibling_convolutions_are_stacked_and_split_back():
+    """``layout.merge_sibling_convs``: fewer blocks, the same outputs (each channel has the same weights and inputs)."""
+    model = _heads_model()
+    x = np.random.default_rng(8).standard_normal((1, 16, 9, 11)).astype(np.float32)
+    expected = run_ort(model, [x])
+    fast = minicnn.InferenceSession(model.SerializeToString())
+    nchw = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
+    fast.run(None, {"in0": x})
+    got, plain = fast.run(None, {"in0": x}), nchw.run(None, {"in0": x})
+    for name, a, b, c in zip("abcdefgh", got, plain, expected):
+        _close(a, c, name)
+        _close(a, b, name)
+    steps = next(iter(fast._plans.values())).blocked.steps
+    stacked = sorted(s.node.name for s in steps if s.node.op_type == "Conv_NCHW16c" and " + " in s.node.name)
+    assert stacked == ["a_head + b_head + c_head", "d_head + e_head"], stacked
+    pieces = {s.node.outputs[0]: (s.node.attrs["first"], s.node.attrs["channels"]) for s in steps
+              if s.node.op_type == "FromNCHW16c" and s.node.attrs.get("first", 0) > 0}
+    assert pieces == {"b_pre": (2, 8), "c_pre": (10, 20), "e_pre": (4, 10)}, pieces
+    assert not any("Split" == s.node.op_type for s in steps)  # each piece went straight to NCHW
 
 
 def test_intermediates_and_steps_stay_in_nchw():

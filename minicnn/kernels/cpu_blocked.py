@@ -155,10 +155,13 @@ def to_blocked(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(n, blocks(c), BLOCK, h, w).transpose(0, 1, 3, 4, 2))
 
 
-def from_blocked(xb: np.ndarray, channels: int) -> np.ndarray:
-    """NCHW16c ``(N, CB, H, W, 16)`` -> NCHW ``(N, channels, H, W)``: :func:`to_blocked` undone."""
+def from_blocked(xb: np.ndarray, channels: int, first: int = 0) -> np.ndarray:
+    """NCHW16c ``(N, CB, H, W, 16)`` -> NCHW ``(N, channels, H, W)``: :func:`to_blocked` undone.
+
+    ``first``: the channel to start from (channels ``first:first + channels``).
+    """
     n, cb, h, w, _ = xb.shape
-    return np.ascontiguousarray(xb.transpose(0, 1, 4, 2, 3).reshape(n, cb * BLOCK, h, w)[:, :channels])
+    return np.ascontiguousarray(xb.transpose(0, 1, 4, 2, 3).reshape(n, cb * BLOCK, h, w)[:, first:first + channels])
 
 
 def blocked_pointwise_weights(w: np.ndarray, bias: np.ndarray, slope: np.ndarray | None = None):
@@ -492,12 +495,13 @@ def _to_blocked_planes(x, y, q0, q1, r0, r1):
 
 
 @njit(nogil=True, cache=True)
-def _from_blocked_planes(xb, y, q0, q1, r0, r1):
-    """Rows ``r0:r1`` of channels ``q0:q1`` of NCHW ``y`` (N * C channels) from NCHW16c ``xb``."""
+def _from_blocked_planes(xb, y, first, q0, q1, r0, r1):
+    """Rows ``r0:r1`` of channels ``q0:q1`` of NCHW ``y`` (N * C channels) from NCHW16c ``xb``, whose channel
+    ``first + c`` is ``y``'s channel ``c``."""
     c, w = y.shape[1], y.shape[3]
     for q in range(q0, q1):
         i, ch = q // c, q % c
-        cb, k = ch // BLOCK, ch % BLOCK
+        cb, k = (first + ch) // BLOCK, (first + ch) % BLOCK
         for r in range(r0, r1):
             for col in range(w):
                 y[i, ch, r, col] = xb[i, cb, r, col, k]
@@ -512,11 +516,11 @@ def to_blocked_fast(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def from_blocked_fast(xb: np.ndarray, channels: int) -> np.ndarray:
+def from_blocked_fast(xb: np.ndarray, channels: int, first: int = 0) -> np.ndarray:
     """:func:`from_blocked` by a Numba kernel (the same result, bit for bit), split between threads when large."""
     n, _, h, w, _ = xb.shape
     y = np.empty((n, channels, h, w), dtype=np.float32)
-    _run_chunks(_from_blocked_planes, (xb, y), _plane_chunks(n * channels, h, y.size >= MIN_PARALLEL_VALUES))
+    _run_chunks(_from_blocked_planes, (xb, y, first), _plane_chunks(n * channels, h, y.size >= MIN_PARALLEL_VALUES))
     return y
 
 

@@ -63,17 +63,27 @@ def _check_channels(X, channels, op: str) -> None:
         raise InputError(f"{op}: channels={channels} does not fit {list(X.shape)}")
 
 
+def _check_range(X, channels, first) -> None:
+    _check_blocked(X, "FromNCHW16c")
+    if not (0 <= first and 0 < channels and first + channels <= X.shape[1] * BLOCK):
+        raise InputError(f"FromNCHW16c: channels {first}:{first + channels} do not fit {list(X.shape)}")
+
+
 @register("FromNCHW16c")
-def FromNCHW16c(X, *, channels):
-    """NCHW16c -> NCHW with ``channels`` channels (the padding dropped)."""
-    _check_channels(X, channels, "FromNCHW16c")
-    return cpu_blocked.from_blocked(X, int(channels))
+def FromNCHW16c(X, *, channels, first=0):
+    """NCHW16c -> NCHW: channels ``first:first + channels`` (the padding dropped).
+
+    ``first`` is not 0 where the layout pass turned a ``Split`` of a blocked
+    tensor on the channel axis into one of these per piece.
+    """
+    _check_range(X, int(channels), int(first))
+    return cpu_blocked.from_blocked(X, int(channels), int(first))
 
 
 @register("FromNCHW16c", backend="numba")
-def FromNCHW16c_numba(X, *, channels):
-    _check_channels(X, channels, "FromNCHW16c")
-    return cpu_blocked.from_blocked_fast(X, int(channels))
+def FromNCHW16c_numba(X, *, channels, first=0):
+    _check_range(X, int(channels), int(first))
+    return cpu_blocked.from_blocked_fast(X, int(channels), int(first))
 
 
 # ---------------------------------------------------------------------------
