@@ -3,18 +3,24 @@
 1. ``fold_constants``: a node whose inputs are all weights (initializers) is
    computed once and its output becomes a weight. Exports are full of these
    (``Constant``, reshapes of constants, ...).
-2. ``fold_batchnorm``: in inference, BatchNormalization is a per-channel
+2. ``eliminate_common_subexpressions``: a node that computes what an
+   earlier node computed (same op, attributes and inputs, weights compared
+   by value) is dropped, and its readers read the earlier output. PyTorch
+   exports repeat a module called twice: RetinaFace's SSH context module
+   runs its ``conv5X5_1`` convolution twice on the same input, with two
+   copies of the same weights.
+3. ``fold_batchnorm``: in inference, BatchNormalization is a per-channel
    ``y = a*x + b``. Right after a convolution it folds into the convolution's
    own weights and bias: W' = W * a, B' = (B - mean) * a + beta with
    a = gamma / sqrt(var + eps). One pass over the data disappears.
-3. ``fold_affine``: the same idea for a per-channel ``Mul`` / ``Add`` / ``Sub``
+4. ``fold_affine``: the same idea for a per-channel ``Mul`` / ``Add`` / ``Sub``
    by a constant right after a convolution (some exporters write an inference
    BatchNorm that way: ``Conv -> Mul(scale) -> Add(offset)``): a scale
    multiplies the weights and bias, an offset adds to the bias.
-4. ``fuse_residual_adds``: ``Conv -> Add(other tensor)``, the shortcut of a
+5. ``fuse_residual_adds``: ``Conv -> Add(other tensor)``, the shortcut of a
    residual block, becomes one ``FusedConv`` node with the other tensor as its
    ``residual`` input, added while each block of output is still in cache.
-5. ``fuse_activations``: Conv (or a FusedConv from step 4) followed by Relu /
+6. ``fuse_activations``: Conv (or a FusedConv from step 5) followed by Relu /
    LeakyRelu / PRelu / Sigmoid / Clip becomes one ``FusedConv`` node, so the
    activation is applied while the convolution's output is still in cache
    (the "epilogue"). A residual block ``Conv -> Add -> Relu`` ends up as one
@@ -22,13 +28,15 @@
 
 Every rewrite keeps the *name* of the tensor it finally produces: the fused
 node writes the activation's output name, so comparing with onnxruntime by
-tensor name still works (the tensors that vanished are simply not compared).
+tensor name still works (the tensors that vanished, and the outputs of
+eliminated repeats, are simply not compared).
 Run a session with ``optimize=False`` to step through the graph exactly as
 the file has it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import replace
 
@@ -48,6 +56,7 @@ def optimize(graph: Graph) -> Graph:
     nodes = [replace(n, inputs=list(n.inputs), outputs=list(n.outputs), attrs=dict(n.attrs)) for n in graph.nodes]
     graph = replace(graph, nodes=nodes, initializers=dict(graph.initializers))
     fold_constants(graph)
+    eliminate_common_subexpressions(graph)
     fold_batchnorm(graph)
     fold_affine(graph)
     fuse_residual_adds(graph)
@@ -81,6 +90,59 @@ def fold_constants(graph: Graph) -> int:
     if folded:
         log.debug("folded %d constant nodes", folded)
     return folded
+
+
+def _value_key(value) -> tuple:
+    """A hashable key equal for equal values: arrays by dtype, shape and a SHA-256 of their bytes."""
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return "array", array.dtype.str, array.shape, hashlib.sha256(array.tobytes()).hexdigest()
+    if isinstance(value, (list, tuple)):
+        return ("seq",) + tuple(_value_key(v) for v in value)
+    return "value", type(value).__name__, repr(value)
+
+
+def eliminate_common_subexpressions(graph: Graph) -> int:
+    """Drop every node that repeats an earlier one; its readers read the earlier node's outputs. Returns the count.
+
+    Two nodes compute the same thing when they have the same op (and
+    domain), the same attributes and the same inputs, where an input is the
+    same tensor, or an initializer with the same dtype, shape and values
+    (exports often store a weight once per use). Every op minicnn runs is
+    deterministic, so that is enough. Nodes are visited in order, and a
+    repeat's outputs are renamed as they are dropped, so a repeated chain
+    (a convolution, then its activation) goes as a whole. A node that writes
+    a graph output is kept.
+    """
+    outputs = _graph_outputs(graph)
+    renamed: dict[str, str] = {}
+    initializer_keys: dict[str, tuple] = {}
+    seen: dict[tuple, Node] = {}
+    kept, removed = [], 0
+
+    def input_key(name: str):
+        if name in graph.initializers:
+            if name not in initializer_keys:
+                initializer_keys[name] = _value_key(np.asarray(graph.initializers[name]))
+            return initializer_keys[name]
+        return name
+
+    for node in graph.nodes:
+        node.inputs = [renamed.get(n, n) for n in node.inputs]
+        key = (node.domain, node.op_type, tuple(sorted((k, _value_key(v)) for k, v in node.attrs.items())),
+               tuple(input_key(n) for n in node.inputs), len(node.outputs))
+        earlier = seen.get(key)
+        if (earlier is not None and not set(node.outputs) & outputs
+                and all(theirs or not mine for mine, theirs in zip(node.outputs, earlier.outputs))):
+            renamed.update((mine, theirs) for mine, theirs in zip(node.outputs, earlier.outputs) if mine)
+            removed += 1
+            continue
+        seen.setdefault(key, node)
+        kept.append(node)
+    graph.nodes[:] = kept
+    if removed:
+        log.debug("dropped %d nodes that repeat an earlier one", removed)
+    return removed
 
 
 def _single_consumer(graph: Graph, tensor: str, consumers: dict[str, list[Node]]) -> Node | None:

@@ -126,3 +126,35 @@ def test_add_of_a_constant_that_is_not_per_channel_is_not_a_residual():
     model = _model([CONV, helper.make_node("Add", ["c", "k"], ["y"])], [("x", list(X.shape))],
                    {"W": W, "B": B, "k": rng.standard_normal((1, 1, 9, 11))})
     assert _check(model, {"x": X}) == ["Conv", "Add"]
+
+
+def test_a_repeated_branch_is_computed_once():
+    """RetinaFace's SSH pattern: the same convolution (weights stored twice) and activation applied twice to one input.
+
+    The repeat goes; a convolution with the same shapes but other weights,
+    and one with other attributes, stay.
+    """
+    other = rng.standard_normal(W.shape).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c1"], ["r1"], alpha=0.1),
+             helper.make_node("Conv", ["x", "W_copy", "B_copy"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c2"], ["r2"], alpha=0.1),
+             helper.make_node("Conv", ["x", "W_other", "B"], ["c3"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "W", "B"], ["c4"], pads=[2, 2, 0, 0]),
+             helper.make_node("Concat", ["r1", "r2", "c3", "c4"], ["y"], axis=1)]
+    model = _model(nodes, [("x", list(X.shape))], {"W": W, "B": B, "W_copy": W.copy(), "B_copy": B.copy(),
+                                                   "W_other": other})
+    ops = _check(model, {"x": X})
+    assert ops == ["FusedConv", "Conv", "Conv", "Concat"], ops
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    assert sess.graph.nodes[-1].inputs == ["r1", "r1", "c3", "c4"]
+
+
+def test_a_repeat_that_writes_a_graph_output_is_kept():
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Relu", ["x"], ["y"])]
+    model = _model(nodes, [("x", list(X.shape))], {})
+    model.graph.output.insert(0, onnx.ValueInfoProto(name="a"))
+    sess = minicnn.InferenceSession(model.SerializeToString())
+    assert [n.outputs for n in sess.graph.nodes] == [["a"], ["y"]]
+    a, y = sess.run(None, {"x": X})
+    np.testing.assert_array_equal(a, y)
