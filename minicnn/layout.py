@@ -203,15 +203,15 @@ def merge_sibling_convs(graph: Graph, shapes: dict[str, tuple]) -> tuple[Graph, 
     Returns the new graph and ``shapes`` with the stacked tensors added
     (the arguments are not modified).
     """
+    def saves_lanes(siblings: list[Node]) -> bool:
+        sizes = [graph.initializers[n.inputs[1]].shape[0] for n in siblings]
+        return blocks(sum(sizes)) < sum(blocks(m) for m in sizes)
+
     groups: dict[tuple, list[Node]] = {}
     for node in graph.nodes:
         key = _sibling_key(node, graph)
         if key is not None:
             groups.setdefault(key, []).append(node)
-    def saves_lanes(siblings: list[Node]) -> bool:
-        sizes = [graph.initializers[n.inputs[1]].shape[0] for n in siblings]
-        return blocks(sum(sizes)) < sum(blocks(m) for m in sizes)
-
     groups = {k: v for k, v in groups.items()
               if len(v) > 1 and all(n.outputs[0] in shapes for n in v) and saves_lanes(v)}
     if not groups:
@@ -337,7 +337,7 @@ def block_graph(graph: Graph, shapes: dict[str, tuple]) -> Graph | None:
                               MINICNN_DOMAIN))
             blocked[out] = out + SUFFIX
         elif (node.op_type == "Split" and node.inputs[0] in blocked and len(shapes[node.inputs[0]]) == 4
-              and int(node.attrs.get("axis", 0)) in (1, -3) and all(o in shapes for o in node.outputs if o)):
+              and int(node.attrs.get("axis", 0)) in (1, -3) and all(o and o in shapes for o in node.outputs)):
             first = 0  # each piece: its channel range of the blocked tensor, straight to NCHW
             for o in node.outputs:
                 size = int(shapes[o][1])

@@ -422,7 +422,8 @@ def _heads_model() -> onnx.ModelProto:
     heads = [("a", 2, 3, None), ("b", 8, 3, None), ("c", 20, 3, None), ("d", 4, 1, "Relu"), ("e", 10, 1, "Relu"),
              ("f", 20, 3, "Relu"), ("g", 16, 1, None), ("h", 16, 1, None)]
     for name, m, k, act in heads:
-        inits += [_init(f"w_{name}", rng.standard_normal((m, 24, k, k)) * 0.2), _init(f"b_{name}", rng.standard_normal(m))]
+        inits += [_init(f"w_{name}", rng.standard_normal((m, 24, k, k)) * 0.2),
+                  _init(f"b_{name}", rng.standard_normal(m))]
         pads = [k // 2] * 4
         conv_out = f"{name}_conv" if act else f"{name}_pre"
         nodes.append(helper.make_node("Conv", ["t", f"w_{name}", f"b_{name}"], [conv_out], pads=pads,

@@ -11,11 +11,12 @@ layer's 4 chunks summed 200-280 us where one thread took 120-150 us, so the
 second core paid off only on layers of a few hundred microseconds.
 
 Here the blocked kernels (1x1, depthwise, dense convolution, pooling and
-zero padding, of planes or of channels, in NCHW16c) run as *compiled jobs*. A layer's job is a kernel code
-(``POINTWISE`` ...), its constant arrays (weights, bias, slope, a table of
-taps), two small arrays of scalar arguments and a table of chunks, all
-written once, when the layer is prepared, into a *descriptor*: an int64
-array of the arrays' addresses and sizes (:class:`Job`). A call then
+zero padding, of planes or of channels, in NCHW16c) run as *compiled
+jobs*. A layer's job is a kernel code (``POINTWISE`` ...), its constant
+arrays (weights, bias, slope, a table of taps), two small arrays of scalar
+arguments and a table of chunks, all written once, when the layer is
+prepared, into a *descriptor*: an int64 array of the arrays' addresses and
+sizes (:class:`Job`). A call then
 passes only the descriptor, the input, the output and the residual: four
 arrays for Numba to check instead of eleven, 0.6 us instead of 1.4 us (a
 kernel called with its twenty-odd arguments took 2.2 us, a tenth of a
