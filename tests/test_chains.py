@@ -131,33 +131,9 @@ def test_shared_jobs_inside_a_program_give_the_same_bits(n_threads, monkeypatch)
             assert any(int(d[jobs.N_CHUNKS]) > 1 for c in found for d in c.descriptors())
 
 
-def test_the_expression_model_runs_as_one_chain(model_path):
-    """FER: every layer from its second convolution to its last is blocked, and all of them make one chain."""
-    path = str(model_path("fer_mini_xception"))
-    x = np.random.default_rng(3).random((1, 1, 64, 64)).astype(np.float32)
-    for n_threads in (1, 2):
-        with threads.limit(n_threads):
-            plain = minicnn.InferenceSession(path, chains=False)
-            fused = minicnn.InferenceSession(path)
-            feeds = {plain.get_inputs()[0].name: x}
-            plain.run(None, feeds)
-            expected = plain.run(None, feeds)
-            fused.run(None, feeds)
-            _poison(fused)
-            np.testing.assert_array_equal(fused.run(None, feeds)[0], expected[0])
-    ops = [s.node.op_type for s in _plans(fused).fused.steps]
-    assert ops.count("Chain") == 1 and len(ops) <= 6, ops
-    assert len(_chains(fused)[0].members) >= 25
-
-
-def test_channel_padding_runs_inside_chains(model_path):
-    """BlazeFace's shortcuts append zero channels (``PadChannels_NCHW16c``): a compiled job, so no chain ends there.
-
-    Before it was one, each of the short-range model's 11 paddings ended a
-    chain: 14 chains of 2-9 layers, against 2 now.
-    """
-    path = str(model_path("blazeface_short"))
-    x = np.random.default_rng(6).random((1, 3, 128, 128)).astype(np.float32)
+def _zoo_model_same_bits(path: str, shape: tuple, seed: int) -> minicnn.InferenceSession:
+    """A zoo model with and without chains at 1 and 2 threads: every output the same bits; the last chained session."""
+    x = np.random.default_rng(seed).random(shape).astype(np.float32)
     for n_threads in (1, 2):
         with threads.limit(n_threads):
             plain = minicnn.InferenceSession(path, chains=False)
@@ -169,6 +145,24 @@ def test_channel_padding_runs_inside_chains(model_path):
             _poison(fused)
             for a, b in zip(fused.run(None, feeds), expected):
                 np.testing.assert_array_equal(a, b)
+    return fused
+
+
+def test_the_expression_model_runs_as_one_chain(model_path):
+    """FER: every layer from its second convolution to its last is blocked, and all of them make one chain."""
+    fused = _zoo_model_same_bits(str(model_path("fer_mini_xception")), (1, 1, 64, 64), seed=3)
+    ops = [s.node.op_type for s in _plans(fused).fused.steps]
+    assert ops.count("Chain") == 1 and len(ops) <= 6, ops
+    assert len(_chains(fused)[0].members) >= 25
+
+
+def test_channel_padding_runs_inside_chains(model_path):
+    """BlazeFace's shortcuts append zero channels (``PadChannels_NCHW16c``): a compiled job, so no chain ends there.
+
+    Before it was one, each of the short-range model's 11 paddings ended a
+    chain: 14 chains of 2-9 layers, against 2 now.
+    """
+    fused = _zoo_model_same_bits(str(model_path("blazeface_short")), (1, 3, 128, 128), seed=6)
     ops = [s.node.op_type for s in _plans(fused).fused.steps]
     assert "PadChannels_NCHW16c" not in ops and ops.count("Chain") <= 3, ops
     padded = [m for c in _chains(fused) for m in c.members if m.step.node.op_type == "PadChannels_NCHW16c"]
