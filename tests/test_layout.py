@@ -335,17 +335,25 @@ def test_the_pass_blocks_the_chain_and_converts_at_its_ends(monkeypatch, small_m
     assert set("yzke") <= outputs and "g" + SUFFIX in outputs and "g" not in outputs
 
 
-def test_blocked_runs_match_the_nchw_plan_and_onnxruntime():
-    model = _chain_model()
-    x = np.random.default_rng(2).standard_normal((1, 3, 22, 26)).astype(np.float32)
+def _blocked_matches_nchw_and_onnxruntime(model: onnx.ModelProto, x: np.ndarray):
+    """Sessions with and without the layout pass on ``x`` (fed as ``in0``): every output of the blocked one within
+    tolerance of the NCHW one and of onnxruntime, on the first run (which builds the plans) and the second (which
+    runs the prepared NCHW16c plan). Returns both sessions."""
     expected = run_ort(model, [x])
     blocked = minicnn.InferenceSession(model.SerializeToString())
     nchw = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
-    for _ in range(2):  # the first run builds the plans, the second runs the prepared NCHW16c plan
+    for _ in range(2):
         got, plain = blocked.run(None, {"in0": x}), nchw.run(None, {"in0": x})
-        for a, b, e in zip(got, plain, expected):
-            _close(a, b)
-            _close(a, e)
+        assert len(got) == len(plain) == len(expected)
+        for k, (a, b, e) in enumerate(zip(got, plain, expected)):
+            _close(a, b, f"output {k}")
+            _close(a, e, f"output {k}")
+    return blocked, nchw
+
+
+def test_blocked_runs_match_the_nchw_plan_and_onnxruntime():
+    x = np.random.default_rng(2).standard_normal((1, 3, 22, 26)).astype(np.float32)
+    blocked, nchw = _blocked_matches_nchw_and_onnxruntime(_chain_model(), x)
     assert next(iter(blocked._plans.values())).blocked is not None
     assert next(iter(nchw._plans.values())).blocked is None
 
@@ -441,16 +449,8 @@ def _heads_model() -> onnx.ModelProto:
 
 def test_sibling_convolutions_are_stacked_and_split_back():
     """``layout.merge_sibling_convs``: fewer blocks, the same outputs (each channel has the same weights and inputs)."""
-    model = _heads_model()
     x = np.random.default_rng(8).standard_normal((1, 16, 9, 11)).astype(np.float32)
-    expected = run_ort(model, [x])
-    fast = minicnn.InferenceSession(model.SerializeToString())
-    nchw = minicnn.InferenceSession(model.SerializeToString(), layout="NCHW")
-    fast.run(None, {"in0": x})
-    got, plain = fast.run(None, {"in0": x}), nchw.run(None, {"in0": x})
-    for name, a, b, c in zip("abcdefgh", got, plain, expected):
-        _close(a, c, name)
-        _close(a, b, name)
+    fast, _ = _blocked_matches_nchw_and_onnxruntime(_heads_model(), x)
     steps = next(iter(fast._plans.values())).blocked.steps
     stacked = sorted(s.node.name for s in steps if s.node.op_type == "Conv_NCHW16c" and " + " in s.node.name)
     assert stacked == ["a_head + b_head + c_head", "d_head + e_head"], stacked
