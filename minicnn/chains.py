@@ -109,6 +109,16 @@ def outside_tensors(members: list[Member], last_read: dict[str, int], end: int,
     return inputs, outputs
 
 
+def _last_reads(reads) -> dict[str, int]:
+    """Each name's last position in ``reads`` (one list of names per step or job; "" is no name)."""
+    last: dict[str, int] = {}
+    for index, names in enumerate(reads):
+        for name in names:
+            if name:
+                last[name] = index
+    return last
+
+
 def fuse(plan: Plan) -> Plan:
     """The plan with each run of at least :data:`MIN_LAYERS` consecutive blocked layers as one :class:`Chain`.
 
@@ -116,11 +126,7 @@ def fuse(plan: Plan) -> Plan:
     """
     steps = plan.steps
     graph_outputs = {vi.name for vi in plan.graph.outputs}
-    last_read: dict[str, int] = {}
-    for index, step in enumerate(steps):
-        for name in step.node.inputs:
-            if name:
-                last_read[name] = index
+    last_read = _last_reads(step.node.inputs for step in steps)
     fused: list[Step] = []
     i = 0
     while i < len(steps):
@@ -212,11 +218,7 @@ def _allocate(rows: list[tuple], shapes: dict[str, tuple], outside: set[str]) ->
     In job order: a job's output takes a free slab (or a new one) before
     the job's inputs are given back, so no job writes where it reads.
     """
-    last_read: dict[str, int] = {}
-    for t, (_, x, _, residual) in enumerate(rows):
-        for name in (x, residual):
-            if name:
-                last_read[name] = t
+    last_read = _last_reads((x, residual) for _, x, _, residual in rows)
     arena = _Arena()
     for t, (job, x, y, residual) in enumerate(rows):
         if y not in outside:

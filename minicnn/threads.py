@@ -458,6 +458,15 @@ class _Helpers:
 _helpers: _Helpers | None = None
 
 
+def _pool(helpers: int) -> _Helpers:
+    """The process's helper pool, made on first use, with at least ``helpers`` threads and the jobs module."""
+    global _helpers
+    if _helpers is None:
+        _helpers = _Helpers()
+    _helpers.ensure(helpers)
+    return _helpers
+
+
 def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
     """Run ``task(0) ... task(n_chunks - 1)`` on up to ``num_threads()`` threads; return when all are done.
 
@@ -469,16 +478,12 @@ def run_parallel(task: Callable[[int], None], n_chunks: int) -> None:
     ``nogil`` Numba kernels do). An exception in any chunk is re-raised here.
     See :class:`_Helpers` for how a job reaches the helpers.
     """
-    global _helpers
     helpers = min(num_threads(), n_chunks) - 1
     if helpers <= 0:
         for chunk in range(n_chunks):
             task(chunk)
         return
-    if _helpers is None:
-        _helpers = _Helpers()
-    _helpers.ensure(helpers)
-    _helpers.run(task, n_chunks, helpers)
+    _pool(helpers).run(task, n_chunks, helpers)
 
 
 def run_compiled(descriptor, x, y, residual, has_residual: bool, n_chunks: int) -> None:
@@ -491,16 +496,12 @@ def run_compiled(descriptor, x, y, residual, has_residual: bool, n_chunks: int) 
     ``minicnn.kernels.jobs``), so a job of a few tens of microseconds is
     worth sharing, where :func:`run_parallel` costs about that much.
     """
-    global _helpers
     helpers = min(num_threads(), n_chunks) - 1
-    if _helpers is None:
-        _helpers = _Helpers()
+    pool = _pool(max(helpers, 0))
     if helpers <= 0:
-        _helpers.ensure(0)  # imports the jobs module
-        _helpers.jobs.run_alone(descriptor, x, y, residual, has_residual)
+        pool.jobs.run_alone(descriptor, x, y, residual, has_residual)
         return
-    _helpers.ensure(helpers)
-    _helpers.run_compiled(descriptor, x, y, residual, has_residual, helpers)
+    pool.run_compiled(descriptor, x, y, residual, has_residual, helpers)
 
 
 def run_program(table, descriptors, arena, outside: list) -> None:
@@ -511,12 +512,8 @@ def run_program(table, descriptors, arena, outside: list) -> None:
     :func:`run_compiled` would share it, without returning to Python
     between jobs.
     """
-    global _helpers
     helpers = num_threads() - 1
-    if _helpers is None:
-        _helpers = _Helpers()
-    _helpers.ensure(helpers)  # also imports the jobs module
-    _helpers.run_program(table, descriptors, arena, outside, helpers)
+    _pool(helpers).run_program(table, descriptors, arena, outside, helpers)
 
 
 def run_ranges(task: Callable[[int, int], None], total: int, parallel: bool) -> None:
